@@ -1,0 +1,1 @@
+"""AI agent worker: context, LLM and the tool loop."""

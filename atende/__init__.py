@@ -1,0 +1,1 @@
+"""The atende command line: the composition root that wires settings, clients and services."""

@@ -1,0 +1,1 @@
+"""Sub-commands of ``atende``; each module exposes ``register(app)``."""

@@ -1,0 +1,1 @@
+"""Routing worker: mailbox, turn lease, double-text policy, intent and route."""

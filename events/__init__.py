@@ -1,0 +1,1 @@
+"""The event contract: envelope, event types, stream names and schema export."""

@@ -1,0 +1,111 @@
+"""The envelope every event travels in, and the base of every typed payload."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.ids import new_event_id
+
+
+class EventPayload(BaseModel):
+    """Base of every event payload.
+
+    Unknown fields are kept (``extra="allow"``) so a newer producer never breaks an older
+    consumer; edges that must reject them decode with ``strict=True`` (see ``registry``).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event_type: ClassVar[str]
+    event_version: ClassVar[int]
+    stream: ClassVar[str]
+
+
+P = TypeVar("P", bound=EventPayload)
+
+_TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+
+
+class Envelope(BaseModel, Generic[P]):
+    """Identity, causality and trace context around one typed payload."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(description="Time-ordered unique id (UUIDv7).")
+    type: str = Field(description="Event type, e.g. `inbox.message.received`.")
+    version: int = Field(ge=1, description="Version of the payload schema.")
+    occurred_at: datetime = Field(description="When the fact happened (UTC).")
+    tenant_id: str = Field(min_length=1, max_length=128)
+    conversation_id: str = Field(min_length=1, max_length=256)
+    causation_id: str | None = Field(
+        default=None, description="Id of the event that caused this one; none for a webhook."
+    )
+    correlation_id: str = Field(description="Id of the first event of the causal chain.")
+    traceparent: str | None = Field(
+        default=None, pattern=_TRACEPARENT_PATTERN, description="W3C trace context."
+    )
+    tracestate: str | None = Field(default=None, max_length=512)
+    payload: P
+
+    @classmethod
+    def new(
+        cls,
+        payload: P,
+        *,
+        tenant_id: str,
+        conversation_id: str,
+        caused_by: Envelope[Any] | None = None,
+        occurred_at: datetime | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> Envelope[P]:
+        """Wrap ``payload`` in a fresh envelope, continuing the chain of ``caused_by``."""
+        event_id = new_event_id()
+        if caused_by is not None:
+            traceparent = traceparent or caused_by.traceparent
+            tracestate = tracestate or caused_by.tracestate
+        envelope_type: type[Envelope[P]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+        return envelope_type(
+            id=event_id,
+            type=payload.event_type,
+            version=payload.event_version,
+            occurred_at=occurred_at or datetime.now(UTC),
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            causation_id=caused_by.id if caused_by is not None else None,
+            correlation_id=caused_by.correlation_id if caused_by is not None else event_id,
+            traceparent=traceparent,
+            tracestate=tracestate,
+            payload=payload,
+        )
+
+    @property
+    def stream(self) -> str:
+        """Logical stream this event is published to."""
+        return self.payload.stream
+
+    def with_trace(self, traceparent: str | None, tracestate: str | None) -> Self:
+        """Return a copy carrying the given trace context."""
+        return self.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
+
+
+def unknown_fields(model: BaseModel, path: str = "") -> list[str]:
+    """Return the dotted paths of fields that ``model`` kept but does not declare."""
+    found = [f"{path}{name}" for name in (model.model_extra or {})]
+    for name in type(model).model_fields:
+        found.extend(_unknown_in_value(getattr(model, name), f"{path}{name}"))
+    return found
+
+
+def _unknown_in_value(value: object, path: str) -> list[str]:
+    if isinstance(value, BaseModel):
+        return unknown_fields(value, path + ".")
+    if isinstance(value, list | tuple):
+        found: list[str] = []
+        for index, item in enumerate(value):
+            found.extend(_unknown_in_value(item, f"{path}[{index}]"))
+        return found
+    return []

@@ -1,0 +1,1 @@
+"""Webhook ingress: verifies, normalizes and appends provider webhooks as events."""

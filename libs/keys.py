@@ -1,0 +1,60 @@
+"""Every Redis key atende uses, in one place.
+
+Keys about a conversation carry its partition's hash tag (``{p7}``) so that a Lua script can
+touch the stream, the sequence counter, dedup claims, the mailbox and the lease of one
+conversation together, and so that the layout runs unchanged on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events.streams import dead_letter_stream
+
+
+def hash_tag(partition: int) -> str:
+    """Return the cluster hash tag of ``partition``."""
+    return f"{{p{partition}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Builds keys under one namespace (a deployment, or one test)."""
+
+    namespace: str
+
+    def stream(self, stream: str, partition: int) -> str:
+        """Physical stream of a logical stream's partition."""
+        return f"{self.namespace}:{stream}:{hash_tag(partition)}"
+
+    def dead_letters(self, stream: str, partition: int) -> str:
+        """Dead-letter stream beside a partition (same slot, so moving is atomic)."""
+        return self.stream(dead_letter_stream(stream), partition)
+
+    def sequence(self, partition: int, tenant_id: str, conversation_id: str) -> str:
+        """Counter of a conversation's inbound messages (``seq``)."""
+        return f"{self.namespace}:seq:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
+
+    def dedup(self, scope: str, partition: int, token: str) -> str:
+        """Claim that a provider message id (or any idempotency key) was seen."""
+        return f"{self.namespace}:dedup:{scope}:{hash_tag(partition)}:{token}"
+
+    def dedup_global(self, scope: str, token: str) -> str:
+        """Claim that is not tied to a conversation (its own slot)."""
+        return f"{self.namespace}:dedup:{scope}:{token}"
+
+    def lease(self, name: str) -> str:
+        """Holder record of a lease (a turn lease passes ``turn:{p3}:tenant:conv``)."""
+        return f"{self.namespace}:lease:{name}"
+
+    def fence(self, name: str) -> str:
+        """Fencing counter of a lease; only grows."""
+        return f"{self.namespace}:fence:{name}"
+
+    def breaker(self, name: str) -> str:
+        """Shared state of a circuit breaker."""
+        return f"{self.namespace}:breaker:{name}"
+
+    def turn_lease_name(self, partition: int, tenant_id: str, conversation_id: str) -> str:
+        """Lease name of a conversation's turn; carries the partition tag."""
+        return f"turn:{hash_tag(partition)}:{tenant_id}:{conversation_id}"

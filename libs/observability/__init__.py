@@ -1,0 +1,1 @@
+"""Logging, tracing and metrics shared by every atende process."""

@@ -1,0 +1,83 @@
+"""Every Prometheus metric atende exports, declared once, named as in DESIGN.md.
+
+Label values are low-cardinality by rule: stream, group, partition, lock kind, breaker name —
+never a tenant, conversation or event id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
+
+EVENTS_PUBLISHED = Counter("events_published_total", "Events appended to a stream.", ["stream"])
+EVENTS_CONSUMED = Counter(
+    "events_consumed_total",
+    "Stream entries handled by a consumer group, by outcome.",
+    ["stream", "group", "outcome"],
+)
+EVENTS_PROCESSING_DURATION = Histogram(
+    "events_processing_duration_seconds",
+    "Time a handler took for one event.",
+    ["stream", "group"],
+    buckets=_LATENCY_BUCKETS_S,
+)
+DEAD_LETTERS = Counter(
+    "events_dead_lettered_total", "Entries moved to a dead-letter stream.", ["stream", "group"]
+)
+STREAM_LAG = Gauge(
+    "stream_lag", "Entries not yet delivered to the group.", ["stream", "group", "partition"]
+)
+STREAM_PENDING = Gauge(
+    "stream_pending",
+    "Entries delivered to the group but not acknowledged.",
+    ["stream", "group", "partition"],
+)
+STREAM_LENGTH = Gauge("stream_length", "Entries in a stream partition.", ["stream", "partition"])
+CONSUMER_RECONNECTS = Counter(
+    "stream_consumer_reconnects_total", "Read loops that lost Redis and reconnected.", ["stream"]
+)
+CONSUMER_GROUPS_HEALED = Counter(
+    "stream_groups_healed_total", "Consumer groups recreated after NOGROUP.", ["stream", "group"]
+)
+
+LOCKS_ACQUIRED = Counter("locks_acquired_total", "Leases acquired.", ["lock"])
+LOCKS_FAILED = Counter("locks_failed_total", "Lease attempts that found a holder.", ["lock"])
+LOCKS_DURATION = Histogram(
+    "locks_duration_seconds",
+    "How long a lease was held, from acquire to release.",
+    ["lock"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+
+CIRCUIT_BREAKER_STATE = Gauge(
+    "circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["breaker"]
+)
+CIRCUIT_BREAKER_FAILURES = Counter(
+    "circuit_breaker_failures_total", "Failures counted by a circuit breaker.", ["breaker"]
+)
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests served.", ["route", "method", "status"]
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency.",
+    ["route", "method"],
+    buckets=_LATENCY_BUCKETS_S,
+)

@@ -1,0 +1,57 @@
+"""OpenTelemetry set-up and the W3C trace context carried by envelopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from events.envelope import Envelope
+
+_propagator = TraceContextTextMapPropagator()
+
+
+def configure_tracing(service_name: str, otlp_endpoint: str | None) -> TracerProvider:
+    """Install the process's tracer provider; export over OTLP/HTTP when an endpoint is set."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
+
+        endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def context_of(envelope: Envelope[Any]) -> Context | None:
+    """Return the trace context an envelope carries, or None when it carries none."""
+    if envelope.traceparent is None:
+        return None
+    carrier = {"traceparent": envelope.traceparent}
+    if envelope.tracestate:
+        carrier["tracestate"] = envelope.tracestate
+    return _propagator.extract(carrier)
+
+
+def current_trace_headers() -> tuple[str, str | None] | None:
+    """Return (traceparent, tracestate) of the current span, or None outside any span."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    traceparent = carrier.get("traceparent")
+    if traceparent is None:
+        return None
+    return traceparent, carrier.get("tracestate")
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """Return the trace id part of a ``traceparent`` header."""
+    if traceparent is None or len(traceparent) < 35:
+        return None
+    return traceparent[3:35]

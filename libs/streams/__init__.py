@@ -1,0 +1,20 @@
+"""The Redis Streams runtime: publisher, declarative consumers and the worker that runs them."""
+
+from libs.streams.config import RunnerConfig
+from libs.streams.consumer import Consumer, Handler, HandlerFactory
+from libs.streams.delivery import Delivery
+from libs.streams.publisher import Publisher
+from libs.streams.retry import ExponentialBackoff, RetryPolicy
+from libs.streams.runner import ConsumerRunner
+
+__all__ = [
+    "Consumer",
+    "ConsumerRunner",
+    "Delivery",
+    "ExponentialBackoff",
+    "Handler",
+    "HandlerFactory",
+    "Publisher",
+    "RetryPolicy",
+    "RunnerConfig",
+]

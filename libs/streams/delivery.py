@@ -1,0 +1,24 @@
+"""What a handler receives: one delivery of one event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from events.envelope import Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event as delivered to a consumer group, with where it came from.
+
+    ``attempt`` is 1 on the first delivery and grows with every redelivery, also across
+    processes (Redis counts deliveries in the group's pending list).
+    """
+
+    envelope: Envelope[Any]
+    stream: str
+    partition: int
+    entry_id: str
+    attempt: int
+    group: str

@@ -1,0 +1,123 @@
+"""Running the handler on one entry and turning what happened into an outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from events.registry import EventContractError, EventRegistry
+from libs.errors import Drop, Reject, RetryLater
+from libs.observability.tracing import context_of
+from libs.streams.codec import decode_entry, entry_type
+from libs.streams.consumer import Consumer, Handler
+from libs.streams.delivery import Delivery
+from libs.streams.partitions import StreamPartition
+
+Outcome = Literal["ok", "retry", "dead_letter", "dropped", "skipped"]
+
+_log = structlog.get_logger("atende.streams")
+
+
+class UnsupportedVersion(EventContractError):
+    """The consumer reads this event type, but not at this version."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the runner must do with an entry after its handler ran."""
+
+    outcome: Outcome
+    error: BaseException | None = None
+    delay_ms: int | None = None
+    delivery: Delivery | None = None
+
+
+class EntryHandler:
+    """Decodes an entry, runs the consumer's handler in a span, and judges the result."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        handler: Handler,
+        registry: EventRegistry,
+        group: str,
+        timeout_s: float | None,
+        tracer: trace.Tracer,
+    ) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._registry = registry
+        self._group = group
+        self._timeout_s = timeout_s
+        self._tracer = tracer
+
+    async def run(
+        self, where: StreamPartition, entry_id: str, fields: dict[bytes, bytes], attempt: int
+    ) -> Verdict:
+        """Handle one delivery of ``entry_id``; never raises except on cancellation."""
+        kind = entry_type(fields)
+        if kind is not None and not self._consumer.reads(kind[0]):
+            return Verdict("skipped")
+        try:
+            envelope = decode_entry(self._registry, fields)
+            if not self._consumer.reads_version(envelope.type, envelope.version):
+                raise UnsupportedVersion(
+                    f"consumer {self._consumer.name!r} does not read "
+                    f"{envelope.type} v{envelope.version}"
+                )
+        except EventContractError as exc:
+            return Verdict("dead_letter", error=exc)
+        delivery = Delivery(envelope, where.stream, where.partition, entry_id, attempt, self._group)
+        structlog.contextvars.bind_contextvars(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            tenant_id=envelope.tenant_id,
+            conversation_id=envelope.conversation_id,
+        )
+        with self._tracer.start_as_current_span(
+            f"{where.stream} process",
+            context=context_of(envelope),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.destination.name": where.stream,
+                "messaging.consumer.group.name": self._group,
+                "messaging.message.id": envelope.id,
+                "messaging.redis.entry_id": entry_id,
+                "messaging.delivery.attempt": attempt,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            return await self._judge(span, delivery)
+
+    async def _judge(self, span: trace.Span, delivery: Delivery) -> Verdict:
+        try:
+            await _with_timeout(self._handler(delivery), self._timeout_s)
+        except RetryLater as signal:
+            return Verdict("retry", error=signal, delay_ms=signal.delay_ms, delivery=delivery)
+        except Drop as signal:
+            _log.info("entry dropped by handler", reason=str(signal))
+            return Verdict("dropped", delivery=delivery)
+        except Reject as exc:
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            return Verdict("dead_letter", error=exc, delivery=delivery)
+        except Exception as exc:  # noqa: BLE001 - the loop boundary: every failure is judged
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            return Verdict("retry", error=exc, delivery=delivery)
+        return Verdict("ok", delivery=delivery)
+
+
+async def _with_timeout(call: Awaitable[None], timeout_s: float | None) -> None:
+    if timeout_s is None:
+        await call
+        return
+    async with asyncio.timeout(timeout_s):
+        await call

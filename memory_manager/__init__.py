@@ -1,0 +1,1 @@
+"""Memory manager: working memory, workflow state, facts and semantic memory."""

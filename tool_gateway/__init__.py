@@ -1,0 +1,1 @@
+"""Tool gateway: registry, RBAC, rate limits, idempotency and audit of tool calls."""
