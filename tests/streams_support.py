@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from opentelemetry import trace
 
 from events.envelope import Envelope, EventPayload
 from events.registry import EventRegistry
@@ -26,7 +27,17 @@ class Probe(EventPayload):
     n: int
 
 
-REGISTRY = EventRegistry([Probe])
+class ProbeEcho(EventPayload):
+    """What a first consumer publishes after handling a probe (a second hop)."""
+
+    event_type = "test.probe.echo"
+    event_version = 1
+    stream = "test.probe.echo"
+
+    n: int
+
+
+REGISTRY = EventRegistry([Probe, ProbeEcho])
 
 
 def probe(n: int, conversation: str | None = None) -> Envelope[Probe]:
@@ -58,17 +69,21 @@ def make_runner(
     *,
     name: str = "probe",
     consumer_name: str | None = None,
+    stream: str = PROBE_STREAM,
+    tracer: trace.Tracer | None = None,
     **consumer_options: object,
 ) -> ConsumerRunner:
-    """A runner of a consumer of the probe stream."""
+    """A runner of a consumer of the probe stream (or ``stream``)."""
     consumer = Consumer(
         name=name,
-        streams=(PROBE_STREAM,),
+        streams=(stream,),
         handler_factory=lambda _resources: handler,
         **consumer_options,  # type: ignore[arg-type]
     )
     config = RunnerConfig.for_consumer(consumer, settings, consumer_name)
-    return ConsumerRunner(consumer, handler, redis=redis, keys=keys, registry=REGISTRY, config=config)
+    return ConsumerRunner(
+        consumer, handler, redis=redis, keys=keys, registry=REGISTRY, config=config, tracer=tracer
+    )
 
 
 def make_publisher(redis: aioredis.Redis, keys: KeySpace, settings: Settings) -> Publisher:
@@ -89,6 +104,15 @@ async def eventually(
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+async def entries(redis: aioredis.Redis, key: str, count: int | None = None) -> list[Entry]:
+    """Every entry of stream ``key`` (oldest first), typed."""
+    found = await redis.xrange(key, count=count)
+    return [(entry_id, fields) for entry_id, fields in found or []]  # type: ignore[misc]
 
 
 async def group_pending(redis: aioredis.Redis, keys: KeySpace, group: str, partitions: int) -> int:

@@ -13,6 +13,7 @@ from libs.keys import KeySpace
 from libs.streams import Delivery
 from tests.streams_support import (
     PROBE_STREAM,
+    entries,
     eventually,
     fast_settings,
     group_pending,
@@ -79,7 +80,7 @@ async def test_failing_handler_dead_letters_after_max_deliveries_and_group_moves
     await runner.stop()
 
     assert attempts[0] == 3
-    [(_dlq_id, fields)] = await redis.xrange(dlq)
+    [(_dlq_id, fields)] = await entries(redis, dlq)
     assert fields[b"origin_stream"] == PROBE_STREAM.encode()
     assert fields[b"origin_id"] == entry_id.encode()
     assert fields[b"origin_partition"] == str(partition).encode()
@@ -164,7 +165,7 @@ async def test_undecodable_entry_is_dead_lettered_without_retries(
 
     await eventually(settled, what="two dead letters and one handled event")
     await runner.stop()
-    letters = await redis.xrange(keys.dead_letters(PROBE_STREAM, 0))
+    letters = await entries(redis, keys.dead_letters(PROBE_STREAM, 0))
     assert {fields[b"attempts"] for _id, fields in letters} == {b"1"}
     assert {fields[b"error_type"] for _id, fields in letters} == {b"EventDecodeError"}
     assert b"no 'type' field" in letters[1][1][b"error"]
@@ -179,7 +180,7 @@ async def test_entries_of_a_dead_consumer_are_reclaimed_with_their_delivery_coun
     await make_publisher(redis, keys, settings).publish_many([probe(n) for n in range(3)])
     # A consumer that read the entries and died without acknowledging them.
     await redis.xreadgroup("probe", "dead-consumer", {key: ">"}, count=10)
-    poisoned = (await redis.xrange(key, count=1))[0][0]
+    poisoned = (await entries(redis, key, count=1))[0][0]
     for _ in range(3):  # this one killed three consumers already
         await redis.xclaim(key, "probe", "dead-consumer", 0, [poisoned])
 
@@ -197,7 +198,7 @@ async def test_entries_of_a_dead_consumer_are_reclaimed_with_their_delivery_coun
     await eventually(reclaimed, what="reclaim of the dead consumer's entries")
     await runner.stop()
     assert attempts == {1: 2, 2: 2}
-    [(_id, letter)] = await redis.xrange(keys.dead_letters(PROBE_STREAM, 0))
+    [(_id, letter)] = await entries(redis, keys.dead_letters(PROBE_STREAM, 0))
     assert letter[b"error_type"] == b"DeliveriesExhausted"
     assert await group_pending(redis, keys, "probe", 1) == 0
 

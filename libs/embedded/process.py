@@ -32,6 +32,9 @@ def spawn_bound_to_parent(argv: Sequence[str], log_path: Path) -> subprocess.Pop
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C or a signal to our process group must not stop the
+            # server before we have drained our work; we stop it ourselves, last.
+            start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     finally:

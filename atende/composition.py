@@ -1,0 +1,106 @@
+"""Wiring settings, clients and consumers into a running process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+import structlog
+
+from atende.servers import ServerUrls
+from events.catalog import CATALOG
+from libs.health import ReadinessCheck, health_app, serve
+from libs.keys import KeySpace
+from libs.migrations.runner import apply_migrations
+from libs.postgres import open_pool, ping
+from libs.redis_client import make_redis
+from libs.resources import Resources
+from libs.settings import Settings
+from libs.streams import Consumer, ConsumerRunner, Publisher, RunnerConfig
+from libs.streams.groups import groups_present
+from libs.streams.worker import Worker, stop_on_signals
+
+_log = structlog.get_logger("atende")
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[Resources]:
+    """Open the Redis client and the Postgres pool (migrated first); close both on exit."""
+    redis = make_redis(urls.redis_url, block_ms=settings.block_ms)
+    try:
+        async with open_pool(
+            urls.database_url,
+            min_size=settings.pg_pool_min_size,
+            max_size=settings.pg_pool_max_size,
+        ) as pool:
+            applied = await apply_migrations(pool)
+            if applied:
+                _log.info("migrations applied", versions=applied)
+            keys = KeySpace(settings.namespace)
+            publisher = Publisher(
+                redis, keys, partitions=settings.stream_partitions, maxlen=settings.stream_maxlen
+            )
+            yield Resources(settings, redis, keys, CATALOG, publisher, pool)
+    finally:
+        await redis.aclose()
+
+
+def build_runners(consumers: list[Consumer], resources: Resources) -> list[ConsumerRunner]:
+    """One runner per consumer, each with its handler built from ``resources``."""
+    return [
+        ConsumerRunner(
+            consumer,
+            consumer.handler_factory(resources),
+            redis=resources.redis,
+            keys=resources.keys,
+            registry=resources.registry,
+            config=RunnerConfig.for_consumer(consumer, resources.settings),
+        )
+        for consumer in consumers
+    ]
+
+
+def readiness_checks(
+    resources: Resources, runners: list[ConsumerRunner]
+) -> dict[str, ReadinessCheck]:
+    """Redis and Postgres answer, and every runner's consumer groups exist."""
+
+    async def redis_check() -> None:
+        await _ping_redis(resources.redis)
+
+    async def postgres_check() -> None:
+        if resources.postgres is not None:
+            await ping(resources.postgres)
+
+    async def groups_check() -> None:
+        missing: list[str] = []
+        for runner in runners:
+            keys = [where.key for where in runner.partitions]
+            missing.extend(await groups_present(resources.redis, keys, runner.config.group))
+        if missing:
+            raise LookupError(f"consumer groups missing on {', '.join(missing[:5])}")
+
+    return {"redis": redis_check, "postgres": postgres_check, "groups": groups_check}
+
+
+async def run_worker(settings: Settings, urls: ServerUrls, consumers: list[Consumer]) -> None:
+    """Run ``consumers`` and the health server until SIGTERM or Ctrl-C."""
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    async with open_resources(settings, urls) as resources:
+        runners = build_runners(consumers, resources)
+        app = health_app(readiness_checks(resources, runners))
+        async with serve(app, settings.http_host, settings.http_port) as port:
+            _log.info(
+                "atende running",
+                consumers=[consumer.name for consumer in consumers],
+                health=f"http://127.0.0.1:{port}/health/ready",
+            )
+            await Worker(runners).run_until(stop)
+
+
+async def _ping_redis(redis: aioredis.Redis) -> None:
+    if not await redis.ping():
+        raise ConnectionError("redis did not answer PING")

@@ -1,0 +1,31 @@
+"""Process set-up shared by every command: settings read once, logging and tracing on."""
+
+from __future__ import annotations
+
+import typer
+from pydantic import ValidationError
+
+from libs.observability.logging import configure_logging
+from libs.observability.tracing import configure_tracing
+from libs.settings import Settings
+
+
+def load_settings() -> Settings:
+    """Read the environment once; a bad value ends the command with what was wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        typer.echo(f"atende: invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+
+
+def configure_process() -> Settings:
+    """Load settings and configure logging and tracing for a long-running command."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    configure_tracing(settings.otel_service_name, settings.otel_exporter_otlp_endpoint)
+    return settings
