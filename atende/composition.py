@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 import structlog
+from opentelemetry import trace
 
 from atende.servers import ServerUrls
 from events.catalog import CATALOG
@@ -48,7 +49,13 @@ async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[
 
 
 def build_runners(consumers: list[Consumer], resources: Resources) -> list[ConsumerRunner]:
-    """One runner per consumer, each with its handler built from ``resources``."""
+    """One runner per consumer, each with its handler built from ``resources``.
+
+    Spans are recorded only when traces are exported somewhere; otherwise the runners carry
+    the trace context without building spans.
+    """
+    exporting = resources.settings.otel_exporter_otlp_endpoint is not None
+    tracer = trace.get_tracer("atende.streams") if exporting else None
     return [
         ConsumerRunner(
             consumer,
@@ -57,6 +64,7 @@ def build_runners(consumers: list[Consumer], resources: Resources) -> list[Consu
             keys=resources.keys,
             registry=resources.registry,
             config=RunnerConfig.for_consumer(consumer, resources.settings),
+            tracer=tracer,
         )
         for consumer in consumers
     ]

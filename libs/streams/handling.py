@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from events.registry import EventContractError, EventRegistry
 from libs.errors import Drop, Reject, RetryLater
@@ -39,7 +40,10 @@ class Verdict:
 
 
 class EntryHandler:
-    """Decodes an entry, runs the consumer's handler in a span, and judges the result."""
+    """Decodes an entry, runs the consumer's handler in a span, and judges the result.
+
+    With ``tracer`` None no span is recorded; the event's trace context is still made current.
+    """
 
     def __init__(
         self,
@@ -48,7 +52,7 @@ class EntryHandler:
         registry: EventRegistry,
         group: str,
         timeout_s: float | None,
-        tracer: trace.Tracer,
+        tracer: trace.Tracer | None,
     ) -> None:
         self._consumer = consumer
         self._handler = handler
@@ -80,18 +84,30 @@ class EntryHandler:
             tenant_id=envelope.tenant_id,
             conversation_id=envelope.conversation_id,
         )
+        carried = context_of(envelope)
+        if self._tracer is None:
+            # No exporter: building spans nobody receives is most of the per-event cost. The
+            # producer's context still becomes current, so log lines carry its trace id and
+            # events published by the handler continue the same trace.
+            token = otel_context.attach(carried) if carried is not None else None
+            try:
+                return await self._judge(INVALID_SPAN, delivery)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+        attributes: dict[str, str | int] = {
+            "messaging.system": "redis",
+            "messaging.destination.name": where.stream,
+            "messaging.consumer.group.name": self._group,
+            "messaging.message.id": envelope.id,
+        }
+        if attempt > 1:
+            attributes["messaging.delivery.attempt"] = attempt
         with self._tracer.start_as_current_span(
             f"{where.stream} process",
-            context=context_of(envelope),
+            context=carried,
             kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "redis",
-                "messaging.destination.name": where.stream,
-                "messaging.consumer.group.name": self._group,
-                "messaging.message.id": envelope.id,
-                "messaging.redis.entry_id": entry_id,
-                "messaging.delivery.attempt": attempt,
-            },
+            attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         ) as span:

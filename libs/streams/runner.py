@@ -61,7 +61,11 @@ class DeliveriesExhausted(Exception):
 
 
 class ConsumerRunner:
-    """Consumes a declared consumer's streams until stopped; see DESIGN.md, Delivery semantics."""
+    """Consumes a declared consumer's streams until stopped; see DESIGN.md, Delivery semantics.
+
+    ``tracer`` records a CONSUMER span per event; without one the event's trace context is
+    carried (logs, published events) but no span is built.
+    """
 
     def __init__(
         self,
@@ -84,7 +88,7 @@ class ConsumerRunner:
             registry,
             config.group,
             config.handler_timeout_s,
-            tracer or trace.get_tracer("atende.streams"),
+            tracer,
         )
         self._queue: asyncio.Queue[_Work | None] = asyncio.Queue()
         self._room = asyncio.Event()
