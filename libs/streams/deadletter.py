@@ -6,6 +6,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from libs.observability.metrics import DEAD_LETTERS
+from libs.streams.delivery import Delivery
+from libs.streams.partitions import StreamPartition
+from libs.streams.retry import ExhaustedHook
+
+_log = structlog.get_logger("atende.streams")
 
 _MAX_ERROR_CHARS = 2_000
 
@@ -100,3 +109,54 @@ async def move_to_dead_letters(
         )
         pipe.xack(origin_key, letter.group, letter.origin_id)
         await pipe.execute()
+
+
+class DeadLetterMover:
+    """Gives entries up for one group: moves them, counts them, logs them, runs the hook."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        group: str,
+        maxlen: int,
+        on_exhausted: ExhaustedHook | None = None,
+    ) -> None:
+        self._redis = redis
+        self._group = group
+        self._maxlen = maxlen
+        self._on_exhausted = on_exhausted
+
+    async def move(
+        self,
+        where: StreamPartition,
+        letter: DeadLetter,
+        original: dict[bytes, bytes],
+        delivery: Delivery | None,
+        error: BaseException,
+    ) -> None:
+        """Dead-letter one entry; when Redis refuses, it stays pending and comes back later."""
+        try:
+            await move_to_dead_letters(
+                self._redis,
+                letter,
+                origin_key=where.key,
+                dead_letter_key=where.dead_letter_key,
+                original=original,
+                maxlen=self._maxlen,
+            )
+        except (RedisError, OSError) as exc:
+            _log.error("cannot dead-letter entry now", entry_id=letter.origin_id, error=str(exc))
+            return
+        DEAD_LETTERS.labels(where.stream, self._group).inc()
+        _log.error(
+            "entry dead-lettered",
+            entry_id=letter.origin_id,
+            stream=where.stream,
+            attempts=letter.attempts,
+            error=f"{letter.error_type}: {letter.error}",
+        )
+        if self._on_exhausted is not None and delivery is not None:
+            try:
+                await self._on_exhausted(delivery, error)
+            except Exception:  # noqa: BLE001 - a failing hook must not undo the dead letter
+                _log.exception("retries-exhausted hook failed", entry_id=letter.origin_id)

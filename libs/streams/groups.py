@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+import structlog
+from redis.exceptions import RedisError, ResponseError
+
+from libs.observability.metrics import CONSUMER_GROUPS_HEALED
+
+_log = structlog.get_logger("atende.streams")
 
 
 def is_nogroup(exc: ResponseError) -> bool:
@@ -48,3 +53,19 @@ async def groups_present(redis: aioredis.Redis, keys: Iterable[str], group: str)
         if group.encode() not in names:
             missing.append(key)
     return missing
+
+
+async def recreate_group(redis: aioredis.Redis, stream: str, key: str, group: str) -> bool:
+    """Heal NOGROUP: recreate ``group`` on ``key`` from the start of what the stream now holds.
+
+    The stream or group vanished (Redis restarted without persistence, or someone deleted
+    it); reading from ``0`` loses nothing that was appended since. Return whether it worked.
+    """
+    try:
+        await ensure_groups(redis, [key], group, "0")
+    except (RedisError, OSError) as exc:
+        _log.warning("cannot recreate group", key=key, error=str(exc))
+        return False
+    CONSUMER_GROUPS_HEALED.labels(stream, group).inc()
+    _log.warning("consumer group recreated", key=key, group=group)
+    return True

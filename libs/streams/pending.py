@@ -14,6 +14,13 @@ from libs.streams.partitions import StreamPartition
 
 RawEntry = tuple[bytes, dict[bytes, bytes] | None]
 
+# Deleting a consumer drops its pending entries, so do it only when it has none, atomically.
+_LEAVE_IF_IDLE = """
+local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #mine == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
+return -1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
@@ -140,6 +147,11 @@ class PendingEntries:
             for key, ids in by_key.items():
                 pipe.xclaim(key, self._group, self._consumer, 0, ids, idle=idle_ms, justid=True)
             await pipe.execute()
+
+    async def leave_if_idle(self, partitions: Iterable[StreamPartition]) -> None:
+        """Remove this consumer from the group on every partition where it owns nothing."""
+        for where in partitions:
+            await self._redis.eval(_LEAVE_IF_IDLE, 1, where.key, self._group, self._consumer)
 
     async def _attempts(self, where: StreamPartition, entry_ids: list[str]) -> dict[str, int]:
         rows = await self._redis.xpending_range(

@@ -18,17 +18,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from events.registry import EventRegistry
 from libs.keys import KeySpace
 from libs.observability.metrics import (
-    CONSUMER_GROUPS_HEALED,
     CONSUMER_RECONNECTS,
-    DEAD_LETTERS,
     EVENTS_CONSUMED,
     EVENTS_PROCESSING_DURATION,
 )
 from libs.streams.acks import AckBuffer
 from libs.streams.config import RunnerConfig
 from libs.streams.consumer import Consumer, Handler
-from libs.streams.deadletter import DeadLetter, move_to_dead_letters
-from libs.streams.groups import ensure_groups, is_nogroup
+from libs.streams.deadletter import DeadLetter, DeadLetterMover
+from libs.streams.groups import ensure_groups, is_nogroup, recreate_group
 from libs.streams.handling import EntryHandler, Verdict
 from libs.streams.partitions import StreamPartition, stream_partitions
 from libs.streams.pending import Claimed, PendingEntries, RetrySchedule
@@ -40,12 +38,6 @@ ReadResponse = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 _RECONNECT = ExponentialBackoff(base_ms=100, max_ms=5_000)
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 _HARD_DEADLINE_S = 5.0
-
-_DELETE_IDLE_CONSUMER = """
-local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #mine == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
-return -1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +89,9 @@ class ConsumerRunner:
         self._acks = AckBuffer(config.group)
         self._pending = PendingEntries(redis, config.group, config.consumer_name)
         self._retries = RetrySchedule()
+        self._dead_letters = DeadLetterMover(
+            redis, config.group, config.dead_letter_maxlen, config.retry.on_exhausted
+        )
         self._stats = StreamStats(redis, self.partitions, config.group, config.stats_interval_s)
         self._inflight: dict[int, tuple[StreamPartition, str]] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -195,15 +190,7 @@ class ConsumerRunner:
 
     async def _after_read_error(self, where: StreamPartition, exc: Exception, failures: int) -> int:
         if isinstance(exc, ResponseError) and is_nogroup(exc):
-            # The stream or group vanished (Redis restarted without persistence, or someone
-            # deleted it): recreate from the start of whatever the stream now holds.
-            try:
-                await ensure_groups(self._redis, [where.key], self.config.group, "0")
-            except (RedisError, OSError) as heal_error:
-                _log.warning("cannot recreate group", key=where.key, error=str(heal_error))
-            else:
-                CONSUMER_GROUPS_HEALED.labels(where.stream, self.config.group).inc()
-                _log.warning("consumer group recreated", key=where.key, group=self.config.group)
+            if await recreate_group(self._redis, where.stream, where.key, self.config.group):
                 return failures
         elif isinstance(exc, _TRANSIENT):
             CONSUMER_RECONNECTS.labels(where.stream).inc()
@@ -275,18 +262,6 @@ class ConsumerRunner:
                 retry_in_ms=delay_ms,
             )
             return "retry"
-        await self._dead_letter(where, entry_id, fields, attempt, error, verdict)
-        return "dead_letter"
-
-    async def _dead_letter(
-        self,
-        where: StreamPartition,
-        entry_id: str,
-        fields: dict[bytes, bytes],
-        attempt: int,
-        error: BaseException,
-        verdict: Verdict,
-    ) -> None:
         letter = DeadLetter.of(
             error,
             stream=where.stream,
@@ -296,33 +271,8 @@ class ConsumerRunner:
             consumer=self.config.consumer_name,
             attempts=attempt,
         )
-        try:
-            await move_to_dead_letters(
-                self._redis,
-                letter,
-                origin_key=where.key,
-                dead_letter_key=where.dead_letter_key,
-                original=fields,
-                maxlen=self.config.dead_letter_maxlen,
-            )
-        except (RedisError, OSError) as exc:
-            # Still pending: it comes back through reclaim and is dead-lettered then.
-            _log.error("cannot dead-letter entry now", entry_id=entry_id, error=str(exc))
-            return
-        self._metrics[where.stream].dead_letters.inc()
-        _log.error(
-            "entry dead-lettered",
-            entry_id=entry_id,
-            stream=where.stream,
-            attempts=attempt,
-            error=f"{letter.error_type}: {letter.error}",
-        )
-        hook = self.config.retry.on_exhausted
-        if hook is not None and verdict.delivery is not None:
-            try:
-                await hook(verdict.delivery, error)
-            except Exception:  # noqa: BLE001 - a failing hook must not undo the dead letter
-                _log.exception("retries-exhausted hook failed", entry_id=entry_id)
+        await self._dead_letters.move(where, letter, fields, verdict.delivery, error)
+        return "dead_letter"
 
     # -- pending entries: retries, reclaim, keep-alive --------------------------------------
 
@@ -416,14 +366,7 @@ class ConsumerRunner:
             async with asyncio.timeout(_HARD_DEADLINE_S):
                 await self._acks.flush(self._redis)
                 await self._pending.hand_back(unfinished, self.config.claim_idle_ms)
-                for where in self.partitions:
-                    await self._redis.eval(
-                        _DELETE_IDLE_CONSUMER,
-                        1,
-                        where.key,
-                        self.config.group,
-                        self.config.consumer_name,
-                    )
+                await self._pending.leave_if_idle(self.partitions)
         except (RedisError, OSError, TimeoutError) as exc:
             _log.error("could not settle with redis at shutdown", error=str(exc))
 
@@ -449,7 +392,6 @@ class _StreamMetrics:
             outcome: EVENTS_CONSUMED.labels(stream, group, outcome)
             for outcome in ("ok", "retry", "dead_letter", "dropped", "skipped")
         }
-        self.dead_letters = DEAD_LETTERS.labels(stream, group)
 
 
 async def _finish(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
