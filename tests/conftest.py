@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from libs.embedded.valkey import EmbeddedValkey
 from libs.keys import KeySpace
 
+pytest_plugins = ["tests.pg_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
