@@ -38,8 +38,14 @@ class Envelope(BaseModel, Generic[P]):
     type: str = Field(description="Event type, e.g. `inbox.message.received`.")
     version: int = Field(ge=1, description="Version of the payload schema.")
     occurred_at: datetime = Field(description="When the fact happened (UTC).")
-    tenant_id: str = Field(min_length=1, max_length=128)
-    conversation_id: str = Field(min_length=1, max_length=256)
+    tenant_id: str = Field(
+        min_length=1, max_length=128, description="Tenant that owns the conversation."
+    )
+    conversation_id: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Conversation within the tenant; with the tenant, picks the partition.",
+    )
     causation_id: str | None = Field(
         default=None, description="Id of the event that caused this one; none for a webhook."
     )
@@ -47,7 +53,9 @@ class Envelope(BaseModel, Generic[P]):
     traceparent: str | None = Field(
         default=None, pattern=_TRACEPARENT_PATTERN, description="W3C trace context."
     )
-    tracestate: str | None = Field(default=None, max_length=512)
+    tracestate: str | None = Field(
+        default=None, max_length=512, description="W3C trace state of the vendor systems."
+    )
     payload: P
 
     @classmethod

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from events.partitions import partition_for
 from libs.errors import Drop, Reject, RetryLater
 from libs.keys import KeySpace
-from libs.streams import Delivery
+from libs.streams import Delivery, ExponentialBackoff, RetryPolicy
 from tests.streams_support import (
     PROBE_STREAM,
     entries,
@@ -236,3 +236,31 @@ async def test_stream_and_group_deleted_under_a_running_consumer_are_recreated(
 
     await eventually(all_seen, what="events published after the deletions")
     await runner.stop()
+
+
+async def test_a_consumer_retry_policy_and_its_exhausted_hook(
+    redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    settings = fast_settings(stream_partitions=1, max_deliveries=5)
+    given_up: list[tuple[int, int, str]] = []
+
+    async def hand_to_human(delivery: Delivery, error: BaseException) -> None:
+        given_up.append((delivery.envelope.payload.n, delivery.attempt, str(error)))
+
+    async def handle(delivery: Delivery) -> None:
+        raise TimeoutError("the LLM did not answer")
+
+    policy = RetryPolicy(
+        max_deliveries=2, backoff=ExponentialBackoff(5, 20), on_exhausted=hand_to_human
+    )
+    runner = make_runner(redis, keys, handle, settings, retry=policy)
+    await runner.start()
+    await make_publisher(redis, keys, settings).publish(probe(9))
+
+    async def handed_off() -> bool:
+        return len(given_up) == 1
+
+    await eventually(handed_off, what="the exhausted hook")
+    await runner.stop()
+    assert given_up == [(9, 2, "the LLM did not answer")]
+    assert await redis.xlen(keys.dead_letters(PROBE_STREAM, 0)) == 1

@@ -56,7 +56,8 @@ class RunnerConfig:
             batch_size=consumer.batch_size or settings.batch_size,
             block_ms=settings.block_ms,
             claim_idle_ms=consumer.claim_idle_ms or settings.claim_idle_ms,
-            retry=RetryPolicy(
+            retry=consumer.retry
+            or RetryPolicy(
                 max_deliveries=consumer.max_deliveries or settings.max_deliveries,
                 backoff=ExponentialBackoff(settings.retry_base_ms, settings.retry_max_ms),
             ),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from libs.streams.delivery import Delivery
+from libs.streams.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from libs.resources import Resources
@@ -26,7 +27,8 @@ class Consumer:
     ``accepts`` maps event types to the versions this consumer reads; entries of other types
     on its streams are acknowledged and skipped, and a known type at an unknown version is
     dead-lettered (the consumer must be upgraded, then the entry redriven). ``None`` reads
-    every registered type. Knobs left ``None`` take the process settings.
+    every registered type. ``retry`` replaces the settings' policy (deliveries, backoff and a
+    hook run once an entry is dead-lettered). Knobs left ``None`` take the process settings.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Consumer:
     max_deliveries: int | None = None
     claim_idle_ms: int | None = None
     handler_timeout_s: float | None = None
+    retry: RetryPolicy | None = None
     start_id: str = "0"
     tags: frozenset[str] = field(default_factory=frozenset)
 
