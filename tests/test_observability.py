@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
+import structlog
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -12,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from events.envelope import Envelope
 from libs.health import health_app, serve
 from libs.keys import KeySpace
+from libs.observability.logging import configure_logging
 from libs.streams import Delivery
 from tests.streams_support import (
     ProbeEcho,
@@ -146,3 +153,60 @@ async def test_metrics_and_readiness_are_served(redis: aioredis.Redis, keys: Key
                 assert response.status == 200
     finally:
         await runner.stop()
+
+
+async def test_without_an_exporter_logs_and_published_events_keep_the_trace(
+    redis: aioredis.Redis,
+    keys: KeySpace,
+    request: pytest.FixtureRequest,
+) -> None:
+    lines_out = io.StringIO()
+    configure_logging("INFO", "json", stream=lines_out)
+    request.addfinalizer(_reset_logging)
+    settings = fast_settings(stream_partitions=1)
+    publisher = make_publisher(redis, keys, settings)
+    echoes: list[Envelope[ProbeEcho]] = []
+
+    async def handle(delivery: Delivery) -> None:
+        structlog.get_logger("test").info("handling probe")
+        echo = Envelope.new(
+            ProbeEcho(n=1), tenant_id="t1", conversation_id="c1", caused_by=delivery.envelope
+        )
+        await publisher.publish(echo)
+
+    async def collect(delivery: Delivery) -> None:
+        echoes.append(delivery.envelope)
+
+    runners = [
+        make_runner(redis, keys, handle, settings, name="plain"),
+        make_runner(redis, keys, collect, settings, name="echoes", stream=ProbeEcho.stream),
+    ]
+    for runner in runners:
+        await runner.start()
+    provider = TracerProvider()
+    with provider.get_tracer("test").start_as_current_span("webhook") as root:
+        original = probe(1)
+        await publisher.publish(original)
+    try:
+
+        async def echoed() -> bool:
+            return len(echoes) == 1
+
+        await eventually(echoed, what="the echo")
+    finally:
+        for runner in runners:
+            await runner.stop()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    lines = [json.loads(line) for line in lines_out.getvalue().splitlines() if line]
+    [handling] = [line for line in lines if line["event"] == "handling probe"]
+    assert handling["trace_id"] == trace_id
+    assert handling["tenant_id"] == "t1"
+    assert handling["conversation_id"] == "c1"
+    assert handling["event_type"] == "test.probe"
+    assert echoes[0].traceparent is not None
+    assert echoes[0].traceparent[3:35] == trace_id
+
+
+def _reset_logging() -> None:
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

@@ -5,10 +5,31 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal
+from contextvars import ContextVar
+from typing import Any, Literal, TextIO
 
 import structlog
 from opentelemetry import trace
+
+_event_fields: ContextVar[dict[str, str] | None] = ContextVar("atende_event_fields", default=None)
+
+
+def bind_event_fields(**fields: str) -> None:
+    """Bind the identity of the event being handled to every log line of this context.
+
+    One context variable for all the fields: the stream runtime calls this once per event.
+    """
+    _event_fields.set(fields)
+
+
+def _add_event_fields(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    fields = _event_fields.get()
+    if fields:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+    return event_dict
 
 
 def _add_trace_ids(
@@ -24,16 +45,23 @@ def _add_trace_ids(
 
 
 def configure_logging(
-    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto"
+    level: str = "INFO",
+    fmt: Literal["auto", "json", "console"] = "auto",
+    stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog and the standard library's logging once, at process start."""
+    """Configure structlog and the standard library's logging once, at process start.
+
+    Lines go to ``stream`` (default: standard error).
+    """
+    output = stream or sys.stderr
     numeric_level = logging.getLevelNamesMapping()[level]
-    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    use_console = fmt == "console" or (fmt == "auto" and output.isatty())
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_event_fields,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_ids,
@@ -46,11 +74,11 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=output),
         cache_logger_on_first_use=True,
     )
     # Libraries log through the standard library; keep their warnings, in the same format.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(output)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

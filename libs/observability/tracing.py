@@ -9,6 +9,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from events.envelope import Envelope
@@ -32,12 +33,27 @@ def configure_tracing(service_name: str, otlp_endpoint: str | None) -> TracerPro
 
 def context_of(envelope: Envelope[Any]) -> Context | None:
     """Return the trace context an envelope carries, or None when it carries none."""
-    if envelope.traceparent is None:
+    traceparent = envelope.traceparent
+    if traceparent is None:
         return None
-    carrier = {"traceparent": envelope.traceparent}
-    if envelope.tracestate:
-        carrier["tracestate"] = envelope.tracestate
-    return _propagator.extract(carrier)
+    if not traceparent.startswith("00-"):
+        # A future version of the header: let the propagator apply the spec's rules.
+        carrier = {"traceparent": traceparent}
+        if envelope.tracestate:
+            carrier["tracestate"] = envelope.tracestate
+        return _propagator.extract(carrier)
+    # Version 00, already checked against the header's pattern by the envelope model; parsing
+    # it here costs a fraction of the propagator's regular expressions on every event.
+    span_context = SpanContext(
+        trace_id=int(traceparent[3:35], 16),
+        span_id=int(traceparent[36:52], 16),
+        is_remote=True,
+        trace_flags=TraceFlags(int(traceparent[53:55], 16)),
+        trace_state=TraceState.from_header([envelope.tracestate]) if envelope.tracestate else None,
+    )
+    if not span_context.is_valid:
+        return None
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
 def current_trace_headers() -> tuple[str, str | None] | None:

@@ -14,6 +14,7 @@ from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from events.registry import EventContractError, EventRegistry
 from libs.errors import Drop, Reject, RetryLater
+from libs.observability.logging import bind_event_fields
 from libs.observability.tracing import context_of
 from libs.streams.codec import decode_entry, entry_type
 from libs.streams.consumer import Consumer, Handler
@@ -78,7 +79,7 @@ class EntryHandler:
         except EventContractError as exc:
             return Verdict("dead_letter", error=exc)
         delivery = Delivery(envelope, where.stream, where.partition, entry_id, attempt, self._group)
-        structlog.contextvars.bind_contextvars(
+        bind_event_fields(
             event_id=envelope.id,
             event_type=envelope.type,
             tenant_id=envelope.tenant_id,

@@ -215,7 +215,10 @@ class ConsumerRunner:
             try:
                 await self._run_entry(work)
             except Exception:  # noqa: BLE001 - the loop boundary: one bad entry never stops a worker
-                _log.exception("entry failed outside its handler", entry_id=work.entry_id)
+                # Not even a broken log stream may end a worker: it would shrink concurrency
+                # for good while the process still looks healthy.
+                with contextlib.suppress(Exception):
+                    _log.exception("entry failed outside its handler", entry_id=work.entry_id)
             finally:
                 del self._inflight[slot]
 
