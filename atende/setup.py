@@ -16,11 +16,22 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            f"{_variable(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors()
         )
         typer.echo(f"atende: invalid settings: {problems}", err=True)
         raise typer.Exit(2) from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """The environment variable behind an error location (fields read through an alias,
+    such as LOG_LEVEL, report the alias; the others are ATENDE_<FIELD>)."""
+    if not location:
+        return "settings"
+    name = str(location[0])
+    if name in Settings.model_fields:
+        return f"ATENDE_{name.upper()}"
+    return name
 
 
 def configure_process() -> Settings:
