@@ -23,8 +23,15 @@ def entry_fields(envelope: Envelope[Any]) -> dict[str, bytes | str | int]:
     return {"type": envelope.type, "version": envelope.version, "envelope": encode(envelope)}
 
 
-def decode_entry(registry: EventRegistry, fields: EntryFields) -> Envelope[Any]:
-    """Decode an entry read from a stream; raise ``EventDecodeError`` naming what is wrong."""
+def decode_entry(
+    registry: EventRegistry, fields: EntryFields, kind: tuple[str, int] | None = None
+) -> Envelope[Any]:
+    """Decode an entry read from a stream; raise ``EventDecodeError`` naming what is wrong.
+
+    ``kind`` is the entry's (type, version) when the caller has already read it.
+    """
+    if kind is not None and ENVELOPE_FIELD in fields:
+        return registry.decode(kind[0], kind[1], fields[ENVELOPE_FIELD])
     try:
         event_type = fields[TYPE_FIELD].decode()
         version = int(fields[VERSION_FIELD])

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from events.envelope import Envelope
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """An event as delivered to a consumer group, with where it came from.
 
     ``attempt`` is 1 on the first delivery and grows with every redelivery, also across
-    processes (Redis counts deliveries in the group's pending list).
+    processes (Redis counts deliveries in the group's pending list). Immutable, and cheap to
+    make: one is made per event.
     """
 
     envelope: Envelope[Any]

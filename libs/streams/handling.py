@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +39,10 @@ class Verdict:
     delivery: Delivery | None = None
 
 
+_OK = Verdict("ok")
+_SKIPPED = Verdict("skipped")
+
+
 class EntryHandler:
     """Decodes an entry, runs the consumer's handler in a span, and judges the result.
 
@@ -68,9 +71,9 @@ class EntryHandler:
         """Handle one delivery of ``entry_id``; never raises except on cancellation."""
         kind = entry_type(fields)
         if kind is not None and not self._consumer.reads(kind[0]):
-            return Verdict("skipped")
+            return _SKIPPED
         try:
-            envelope = decode_entry(self._registry, fields)
+            envelope = decode_entry(self._registry, fields, kind)
             if not self._consumer.reads_version(envelope.type, envelope.version):
                 raise UnsupportedVersion(
                     f"consumer {self._consumer.name!r} does not read "
@@ -116,7 +119,11 @@ class EntryHandler:
 
     async def _judge(self, span: trace.Span, delivery: Delivery) -> Verdict:
         try:
-            await _with_timeout(self._handler(delivery), self._timeout_s)
+            if self._timeout_s is None:
+                await self._handler(delivery)
+            else:
+                async with asyncio.timeout(self._timeout_s):
+                    await self._handler(delivery)
         except RetryLater as signal:
             return Verdict("retry", error=signal, delay_ms=signal.delay_ms, delivery=delivery)
         except Drop as signal:
@@ -129,12 +136,4 @@ class EntryHandler:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             return Verdict("retry", error=exc, delivery=delivery)
-        return Verdict("ok", delivery=delivery)
-
-
-async def _with_timeout(call: Awaitable[None], timeout_s: float | None) -> None:
-    if timeout_s is None:
-        await call
-        return
-    async with asyncio.timeout(timeout_s):
-        await call
+        return _OK

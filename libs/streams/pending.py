@@ -85,6 +85,10 @@ class PendingEntries:
         self._redis = redis
         self._group = group
         self._consumer = consumer
+        # XAUTOCLAIM examines at most ten times COUNT entries per call; continuing from the
+        # cursor it returns (instead of from the start) lets each round look further into the
+        # pending list, past entries that are busy, until it wraps to 0-0.
+        self._cursors: dict[str, bytes | str] = {}
 
     async def claim_retries(self, due: list[_Due]) -> list[Claimed]:
         """Take back due retries; an entry someone else took or that was trimmed is skipped.
@@ -112,9 +116,11 @@ class PendingEntries:
 
         Redis counts the claim as a delivery; XPENDING tells how many this entry has had.
         """
-        _cursor, entries, _deleted = await self._redis.xautoclaim(
-            where.key, self._group, self._consumer, min_idle_ms, "0-0", count=count
+        start = self._cursors.get(where.key, "0-0")
+        cursor, entries, _deleted = await self._redis.xautoclaim(
+            where.key, self._group, self._consumer, min_idle_ms, start, count=count
         )
+        self._cursors[where.key] = cursor
         live = [(_text(entry_id), fields) for entry_id, fields in entries if fields is not None]
         if not live:
             return []

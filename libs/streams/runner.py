@@ -32,6 +32,7 @@ from libs.streams.partitions import StreamPartition, stream_partitions
 from libs.streams.pending import Claimed, PendingEntries, RetrySchedule
 from libs.streams.retry import ExponentialBackoff
 from libs.streams.stats import StreamStats
+from libs.streams.workqueue import WorkQueue
 
 _log = structlog.get_logger("atende.streams")
 ReadResponse = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
@@ -40,7 +41,10 @@ _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 _HARD_DEADLINE_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+_ACKNOWLEDGED = frozenset({"ok", "dropped", "skipped"})
+
+
+@dataclass(slots=True)
 class _Work:
     where: StreamPartition
     entry_id: str
@@ -82,7 +86,7 @@ class ConsumerRunner:
             config.handler_timeout_s,
             tracer,
         )
-        self._queue: asyncio.Queue[_Work | None] = asyncio.Queue()
+        self._queue: WorkQueue[_Work | None] = WorkQueue()
         self._room = asyncio.Event()
         self._low_water = config.concurrency
         self._workers: list[asyncio.Task[None]] = []
@@ -235,12 +239,16 @@ class ConsumerRunner:
             )
         else:
             verdict = await self._entries.run(where, entry_id, fields, attempt)
-        outcome = await self._apply(where, entry_id, fields, attempt, verdict)
+        outcome: str = verdict.outcome
+        if outcome in _ACKNOWLEDGED:
+            self._acks.add(where.key, entry_id)
+        else:
+            outcome = await self._retry_or_give_up(where, entry_id, fields, attempt, verdict)
         metrics = self._metrics[where.stream]
         metrics.duration.observe(perf_counter() - started)
         metrics.outcomes[outcome].inc()
 
-    async def _apply(
+    async def _retry_or_give_up(
         self,
         where: StreamPartition,
         entry_id: str,
@@ -248,9 +256,6 @@ class ConsumerRunner:
         attempt: int,
         verdict: Verdict,
     ) -> str:
-        if verdict.outcome in ("ok", "dropped", "skipped"):
-            self._acks.add(where.key, entry_id)
-            return verdict.outcome
         error = verdict.error or RuntimeError("unknown failure")
         if verdict.outcome == "retry" and not self.config.retry.exhausted(attempt):
             backoff = self.config.retry.backoff
