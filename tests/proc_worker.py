@@ -18,11 +18,18 @@ from libs.streams import Delivery
 from libs.streams.worker import Worker, stop_on_signals
 from tests.streams_support import fast_settings, make_runner
 
+# Claim and effect in one atomic step: a process killed between two separate commands would
+# leave the claim without the effect, and every redelivery would then skip it.
+_EFFECT_ONCE = """
+if redis.call('SET', KEYS[1], 1, 'NX') then return redis.call('INCR', KEYS[2]) end
+return 0
+"""
+
 
 async def record_effect(redis: aioredis.Redis, namespace: str, delivery: Delivery) -> None:
     """The effect of an event, once per event id however often it is delivered."""
-    if await redis.set(f"{namespace}:effect:{delivery.envelope.id}", 1, nx=True):
-        await redis.incr(f"{namespace}:effects")
+    claim = f"{namespace}:effect:{delivery.envelope.id}"
+    await redis.eval(_EFFECT_ONCE, 2, claim, f"{namespace}:effects")
 
 
 async def main(args: argparse.Namespace) -> None:

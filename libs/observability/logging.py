@@ -5,42 +5,41 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from contextvars import ContextVar
 from typing import Any, Literal, TextIO
 
 import structlog
 from opentelemetry import trace
 
-_event_fields: ContextVar[dict[str, str] | None] = ContextVar("atende_event_fields", default=None)
-
-
-def bind_event_fields(**fields: str) -> None:
-    """Bind the identity of the event being handled to every log line of this context.
-
-    One context variable for all the fields: the stream runtime calls this once per event.
-    """
-    _event_fields.set(fields)
+from libs.observability.event_context import current_event
 
 
 def _add_event_fields(
     _logger: object, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    fields = _event_fields.get()
-    if fields:
-        for key, value in fields.items():
-            event_dict.setdefault(key, value)
+    event = current_event()
+    if event is not None:
+        event_dict.setdefault("event_id", event.event_id)
+        event_dict.setdefault("event_type", event.event_type)
+        event_dict.setdefault("tenant_id", event.tenant_id)
+        event_dict.setdefault("conversation_id", event.conversation_id)
     return event_dict
 
 
 def _add_trace_ids(
     _logger: object, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # Lines logged inside a span carry its ids, so logs and traces join without extra binding.
-    if "trace_id" not in event_dict:
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            event_dict["trace_id"] = format(context.trace_id, "032x")
-            event_dict["span_id"] = format(context.span_id, "016x")
+    # Lines logged inside a span carry its ids, so logs and traces join without extra binding;
+    # without spans, the trace of the event being handled.
+    if "trace_id" in event_dict:
+        return event_dict
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+        return event_dict
+    event = current_event()
+    if event is not None and event.traceparent is not None:
+        event_dict["trace_id"] = event.traceparent[3:35]
     return event_dict
 
 

@@ -13,12 +13,19 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from events.envelope import Envelope
+from libs.observability.event_context import current_event
 
 _propagator = TraceContextTextMapPropagator()
 
 
-def configure_tracing(service_name: str, otlp_endpoint: str | None) -> TracerProvider:
-    """Install the process's tracer provider; export over OTLP/HTTP when an endpoint is set."""
+def configure_tracing(service_name: str, otlp_endpoint: str | None) -> TracerProvider | None:
+    """Export spans over OTLP/HTTP when an endpoint is set; otherwise install nothing.
+
+    With no endpoint, OpenTelemetry's API stays a no-op: spans nobody receives are not built,
+    and the trace context of events travels through ``event_context`` instead.
+    """
+    if not otlp_endpoint:
+        return None
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
@@ -57,13 +64,19 @@ def context_of(envelope: Envelope[Any]) -> Context | None:
 
 
 def current_trace_headers() -> tuple[str, str | None] | None:
-    """Return (traceparent, tracestate) of the current span, or None outside any span."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    traceparent = carrier.get("traceparent")
-    if traceparent is None:
+    """Return (traceparent, tracestate) to propagate from here, or None outside any trace.
+
+    The current span's context when there is one, else that of the event being handled.
+    """
+    if trace.get_current_span().get_span_context().is_valid:
+        carrier: dict[str, str] = {}
+        _propagator.inject(carrier)
+        if (traceparent := carrier.get("traceparent")) is not None:
+            return traceparent, carrier.get("tracestate")
+    event = current_event()
+    if event is None or event.traceparent is None:
         return None
-    return traceparent, carrier.get("tracestate")
+    return event.traceparent, event.tracestate
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

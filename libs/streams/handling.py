@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from events.registry import EventContractError, EventRegistry
 from libs.errors import Drop, Reject, RetryLater
-from libs.observability.logging import bind_event_fields
+from libs.observability.event_context import EventContext, bind_event, unbind_event
 from libs.observability.tracing import context_of
 from libs.streams.codec import decode_entry, entry_type
 from libs.streams.consumer import Consumer, Handler
@@ -82,23 +81,27 @@ class EntryHandler:
         except EventContractError as exc:
             return Verdict("dead_letter", error=exc)
         delivery = Delivery(envelope, where.stream, where.partition, entry_id, attempt, self._group)
-        bind_event_fields(
-            event_id=envelope.id,
-            event_type=envelope.type,
-            tenant_id=envelope.tenant_id,
-            conversation_id=envelope.conversation_id,
+        token = bind_event(
+            EventContext(
+                envelope.id,
+                envelope.type,
+                envelope.tenant_id,
+                envelope.conversation_id,
+                envelope.traceparent,
+                envelope.tracestate,
+            )
         )
-        carried = context_of(envelope)
-        if self._tracer is None:
-            # No exporter: building spans nobody receives is most of the per-event cost. The
-            # producer's context still becomes current, so log lines carry its trace id and
-            # events published by the handler continue the same trace.
-            token = otel_context.attach(carried) if carried is not None else None
-            try:
+        try:
+            if self._tracer is None:
                 return await self._judge(INVALID_SPAN, delivery)
-            finally:
-                if token is not None:
-                    otel_context.detach(token)
+            return await self._judge_in_span(self._tracer, where, delivery, attempt)
+        finally:
+            unbind_event(token)
+
+    async def _judge_in_span(
+        self, tracer: trace.Tracer, where: StreamPartition, delivery: Delivery, attempt: int
+    ) -> Verdict:
+        envelope = delivery.envelope
         attributes: dict[str, str | int] = {
             "messaging.system": "redis",
             "messaging.destination.name": where.stream,
@@ -107,9 +110,9 @@ class EntryHandler:
         }
         if attempt > 1:
             attributes["messaging.delivery.attempt"] = attempt
-        with self._tracer.start_as_current_span(
+        with tracer.start_as_current_span(
             f"{where.stream} process",
-            context=carried,
+            context=context_of(envelope),
             kind=SpanKind.CONSUMER,
             attributes=attributes,
             record_exception=False,
