@@ -48,14 +48,16 @@ async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[
         await redis.aclose()
 
 
-def build_runners(consumers: list[Consumer], resources: Resources) -> list[ConsumerRunner]:
+def build_runners(
+    consumers: list[Consumer], resources: Resources, tracer: trace.Tracer | None = None
+) -> list[ConsumerRunner]:
     """One runner per consumer, each with its handler built from ``resources``.
 
-    Spans are recorded only when traces are exported somewhere; otherwise the runners carry
-    the trace context without building spans.
+    Spans are recorded only when traces are exported somewhere (an OTLP endpoint, or the
+    ``tracer`` given); otherwise the runners carry the trace context without building spans.
     """
-    exporting = resources.settings.otel_exporter_otlp_endpoint is not None
-    tracer = trace.get_tracer("atende.streams") if exporting else None
+    if tracer is None and resources.settings.otel_exporter_otlp_endpoint is not None:
+        tracer = trace.get_tracer("atende.streams")
     return [
         ConsumerRunner(
             consumer,

@@ -6,7 +6,9 @@ never a tenant, conversation or event id.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from libs.observability.consumer_metrics import ConsumerMetrics
 
 _LATENCY_BUCKETS_S = (
     0.0005,
@@ -26,17 +28,9 @@ _LATENCY_BUCKETS_S = (
 )
 
 EVENTS_PUBLISHED = Counter("events_published_total", "Events appended to a stream.", ["stream"])
-EVENTS_CONSUMED = Counter(
-    "events_consumed_total",
-    "Stream entries handled by a consumer group, by outcome.",
-    ["stream", "group", "outcome"],
-)
-EVENTS_PROCESSING_DURATION = Histogram(
-    "events_processing_duration_seconds",
-    "Time a handler took for one event.",
-    ["stream", "group"],
-    buckets=_LATENCY_BUCKETS_S,
-)
+# Updated on every event: counted without locks, see consumer_metrics.
+CONSUMER_METRICS = ConsumerMetrics(_LATENCY_BUCKETS_S)
+REGISTRY.register(CONSUMER_METRICS)
 DEAD_LETTERS = Counter(
     "events_dead_lettered_total", "Entries moved to a dead-letter stream.", ["stream", "group"]
 )

@@ -18,9 +18,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from events.registry import EventRegistry
 from libs.keys import KeySpace
 from libs.observability.metrics import (
+    CONSUMER_METRICS,
     CONSUMER_RECONNECTS,
-    EVENTS_CONSUMED,
-    EVENTS_PROCESSING_DURATION,
 )
 from libs.streams.acks import AckBuffer
 from libs.streams.config import RunnerConfig
@@ -102,8 +101,9 @@ class ConsumerRunner:
         self._services: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
-        self._metrics = {
-            where.stream: _StreamMetrics(where.stream, config.group) for where in self.partitions
+        self._tallies = {
+            where.stream: CONSUMER_METRICS.tally(where.stream, config.group)
+            for where in self.partitions
         }
 
     @property
@@ -244,9 +244,7 @@ class ConsumerRunner:
             self._acks.add(where.key, entry_id)
         else:
             outcome = await self._retry_or_give_up(where, entry_id, fields, attempt, verdict)
-        metrics = self._metrics[where.stream]
-        metrics.duration.observe(perf_counter() - started)
-        metrics.outcomes[outcome].inc()
+        self._tallies[where.stream].record(outcome, perf_counter() - started)
 
     async def _retry_or_give_up(
         self,
@@ -389,17 +387,6 @@ class ConsumerRunner:
         if timeout > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
-
-
-class _StreamMetrics:
-    """Label children resolved once, off the per-event path."""
-
-    def __init__(self, stream: str, group: str) -> None:
-        self.duration = EVENTS_PROCESSING_DURATION.labels(stream, group)
-        self.outcomes = {
-            outcome: EVENTS_CONSUMED.labels(stream, group, outcome)
-            for outcome in ("ok", "retry", "dead_letter", "dropped", "skipped")
-        }
 
 
 async def _finish(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
