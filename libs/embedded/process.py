@@ -7,17 +7,28 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    # Linux delivers SIGTERM to the child when the parent thread exits, even on SIGKILL, so a
-    # crashed atende never leaves a server behind.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def stop_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send ``sig`` to the child when this process dies.
+
+    Linux delivers it even when we are killed with SIGKILL, so a crashed atende never leaves a
+    server behind. The signal is tied to the spawning thread, so only spawns from the main
+    thread get it (None elsewhere, and off Linux); the others rely on ``stop()``.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+
+    def set_death_signal() -> None:  # pragma: no cover - runs in the forked child
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+    return set_death_signal
 
 
 def spawn_bound_to_parent(argv: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -35,7 +46,7 @@ def spawn_bound_to_parent(argv: Sequence[str], log_path: Path) -> subprocess.Pop
             # Its own session: a Ctrl-C or a signal to our process group must not stop the
             # server before we have drained our work; we stop it ourselves, last.
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=stop_with_parent(signal.SIGTERM),
         )
     finally:
         log.close()
