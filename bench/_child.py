@@ -117,9 +117,8 @@ class FastStreamConsumer:
     def __init__(self, url: str, key: str) -> None:
         from faststream.redis import RedisBroker, StreamSub
 
-        # logger=None is FastStream's documented way to turn its logging off; its typed
-        # parameters leave None out.
-        self._broker = RedisBroker(url, logger=None)  # type: ignore[arg-type]
+        # logger=None is FastStream's documented way to turn its logging off.
+        self._broker = RedisBroker(url, logger=None)
         sub = StreamSub(key, group=GROUP, consumer="faststream-1", max_records=BATCH)
 
         # The body arrives JSON-decoded by FastStream's default decoder; it is not validated

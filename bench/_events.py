@@ -59,7 +59,7 @@ async def fill_atende(redis: aioredis.Redis, keys: KeySpace, partitions: int, co
 
 async def fill_faststream(url: str, key: str, count: int) -> None:
     """Publish ``count`` JSON bodies to ``key`` through FastStream's broker, pipelined."""
-    broker = RedisBroker(url, logger=None)  # type: ignore[arg-type]  # None: logging off
+    broker = RedisBroker(url, logger=None)  # None: its logging off
     redis = await broker.connect()
     try:
         for chunk in inbox_envelopes(count):
