@@ -1,0 +1,1 @@
+"""Channel adapters: inbound verification and normalization, outbound sending, per provider."""
