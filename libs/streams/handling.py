@@ -136,7 +136,22 @@ class EntryHandler:
             span.set_status(Status(StatusCode.ERROR, str(exc)))
             return Verdict("dead_letter", error=exc, delivery=delivery)
         except Exception as exc:  # noqa: BLE001 - the loop boundary: every failure is judged
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            return Verdict("retry", error=exc, delivery=delivery)
+            return _failed(span, exc, delivery)
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise
+            # Nobody cancelled this delivery: something the handler awaited was cancelled.
+            # Raised further, it would end the worker and shrink the pool for good.
+            return _failed(span, exc, delivery)
         return _OK
+
+
+def _failed(span: trace.Span, exc: BaseException, delivery: Delivery) -> Verdict:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    return Verdict("retry", error=exc, delivery=delivery)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0

@@ -7,6 +7,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -160,15 +161,17 @@ class PendingEntries:
             await self._redis.eval(_LEAVE_IF_IDLE, 1, where.key, self._group, self._consumer)
 
     async def _attempts(self, where: StreamPartition, entry_ids: list[str]) -> dict[str, int]:
-        rows = await self._redis.xpending_range(
-            where.key,
-            self._group,
-            min=min(entry_ids, key=_entry_order),
-            max=max(entry_ids, key=_entry_order),
-            count=len(entry_ids) * 4,
-            consumername=self._consumer,
-        )
-        return {_text(row["message_id"]): int(row["times_delivered"]) for row in rows}  # type: ignore[arg-type]
+        # One exact lookup per entry: a range over several would also list the entries in
+        # between, and a COUNT that cuts it short leaves some without their delivery count.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in entry_ids:
+                pipe.xpending_range(where.key, self._group, min=entry_id, max=entry_id, count=1)
+            results: list[list[dict[str, Any]]] = await pipe.execute()
+        return {
+            _text(row["message_id"]): int(row["times_delivered"])
+            for rows in results
+            for row in rows
+        }
 
 
 def _group_by_key(
@@ -178,11 +181,6 @@ def _group_by_key(
     for where, entry_id in entries:
         by_key[where.key].append(entry_id)
     return dict(by_key)
-
-
-def _entry_order(entry_id: str) -> tuple[int, int]:
-    millis, _, seq = entry_id.partition("-")
-    return int(millis), int(seq or 0)
 
 
 def _text(value: bytes | str) -> str:

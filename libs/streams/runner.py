@@ -156,8 +156,10 @@ class ConsumerRunner:
         await _finish(self._loops, max(self.config.block_ms / 1000 + 1, 0.1))
         unfinished = await self._drain(max(deadline - loop.time(), 0))
         unfinished.extend(self._retries.drain())
-        await self._settle(unfinished)
+        # The ack loop stops first: a flush it had under way puts its ids back in the buffer,
+        # and the final flush in _settle sends them.
         await _finish(self._services, 0)
+        await self._settle(unfinished)
         _log.info(
             "consumer stopped",
             consumer=self.consumer.name,
@@ -324,10 +326,14 @@ class ConsumerRunner:
             self._enqueue(claimed)
 
     async def _keep_alive(self) -> None:
-        if self._inflight:
-            await self._pending.keep_alive(
-                list(self._inflight.values()), self.config.claim_idle_ms // 3
-            )
+        # Entries read but still queued for a worker are as much ours as those being handled;
+        # left idle, another consumer would reclaim them and both would handle them.
+        held = list(self._inflight.values())
+        held.extend(
+            (work.where, work.entry_id) for work in self._queue.snapshot() if work is not None
+        )
+        if held:
+            await self._pending.keep_alive(held, self.config.claim_idle_ms // 3)
 
     def _enqueue(self, claimed: list[Claimed]) -> None:
         for entry in claimed:

@@ -37,6 +37,10 @@ class WorkQueue(Generic[T]):
         """Whether no item is waiting."""
         return not self._items
 
+    def snapshot(self) -> list[T]:
+        """The items waiting for a worker, oldest first."""
+        return list(self._items)
+
     def put_nowait(self, item: T) -> None:
         """Add ``item`` and make sure a worker will come for it."""
         self._items.append(item)
