@@ -1,0 +1,95 @@
+"""The ingress's atomic append: one event per dedup key, and gap-free seq per conversation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from events.catalog import CATALOG
+from events.envelope import Envelope
+from events.examples import example_envelope
+from events.partitions import partition_for
+from events.streams import DELIVERY_STATUS_UPDATED, INBOX_MESSAGE_RECEIVED
+from ingress.append import SEQ_MARKER, InboundAppender
+from libs.keys import KeySpace
+from libs.streams.codec import decode_entry
+from tests.streams_support import entries
+
+PARTITIONS = 4
+
+
+def inbound(wamid: str, conversation: str = "wa-main:5511987654321") -> Envelope[Any]:
+    """An inbox event for ``wamid`` whose seq is still the marker."""
+    payload = example_envelope(INBOX_MESSAGE_RECEIVED, 1).payload.model_copy(
+        update={"provider_message_id": wamid, "seq": SEQ_MARKER}
+    )
+    return Envelope.new(payload, tenant_id="acme", conversation_id=conversation)
+
+
+def appender(redis: aioredis.Redis, keys: KeySpace) -> InboundAppender:
+    return InboundAppender(redis, keys, partitions=PARTITIONS, maxlen=10_000, dedup_ttl_s=60)
+
+
+async def stored(redis: aioredis.Redis, keys: KeySpace, envelope: Envelope[Any]) -> list[Any]:
+    partition = partition_for(envelope.tenant_id, envelope.conversation_id, PARTITIONS)
+    found = await entries(redis, keys.stream(envelope.stream, partition))
+    return [decode_entry(CATALOG, fields) for _id, fields in found]
+
+
+async def test_a_duplicate_appends_nothing_and_points_at_the_original(
+    redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    append = appender(redis, keys)
+    first = await append.append(inbound("wamid.A"), "wa-main", "wamid.A", numbered=True)
+    again = await append.append(inbound("wamid.A"), "wa-main", "wamid.A", numbered=True)
+    assert not first.duplicate
+    assert first.seq == 1
+    assert again.duplicate
+    assert again.entry_id == first.entry_id
+    [event] = await stored(redis, keys, inbound("wamid.A"))
+    assert event.payload.seq == 1
+    assert event.payload.provider_message_id == "wamid.A"
+
+
+async def test_concurrent_duplicates_yield_one_event(redis: aioredis.Redis, keys: KeySpace) -> None:
+    append = appender(redis, keys)
+    results = await asyncio.gather(
+        *(append.append(inbound("wamid.B"), "wa-main", "wamid.B", numbered=True) for _ in range(20))
+    )
+    assert sum(not result.duplicate for result in results) == 1
+    assert len(await stored(redis, keys, inbound("wamid.B"))) == 1
+
+
+async def test_distinct_messages_get_strictly_increasing_seq_in_their_payload(
+    redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    append = appender(redis, keys)
+    items = [(inbound(f"wamid.{n}"), "wa-main", f"wamid.{n}", True) for n in range(30)]
+    results = await append.append_many(items)
+    results += await asyncio.gather(
+        *(append.append(inbound(f"wamid.x{n}"), "wa-main", f"wamid.x{n}", numbered=True)
+          for n in range(30))
+    )  # fmt: skip
+    assert sorted(result.seq or 0 for result in results) == list(range(1, 61))
+    events = await stored(redis, keys, inbound("any"))
+    assert [event.payload.seq for event in events] == list(range(1, 61)), "stream order is seq"
+    other = await append.append(
+        inbound("wamid.C", conversation="wa-main:5511000000000"),
+        "wa-main",
+        "wamid.C",
+        numbered=True,
+    )
+    assert other.seq == 1, "each conversation counts on its own"
+
+
+async def test_statuses_are_appended_without_a_seq(redis: aioredis.Redis, keys: KeySpace) -> None:
+    append = appender(redis, keys)
+    status = example_envelope(DELIVERY_STATUS_UPDATED, 1)
+    fresh = Envelope.new(status.payload, tenant_id="acme", conversation_id="wa-main:55")
+    first = await append.append(fresh, "wa-main", "wamid.D:read", numbered=False)
+    again = await append.append(fresh, "wa-main", "wamid.D:read", numbered=False)
+    assert (first.duplicate, first.seq, again.duplicate) == (False, None, True)
+    [event] = await stored(redis, keys, fresh)
+    assert event.payload.status == status.payload.status
