@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         default="atende", validation_alias=AliasChoices("OTEL_SERVICE_NAME")
     )
 
+    config_path: Path | None = Field(
+        default=None,
+        validation_alias=_env("CONFIG"),
+        description="YAML file of tenants, channels and agent profiles (ATENDE_CONFIG).",
+    )
     namespace: str = Field(
         default="atende", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Redis key prefix."
     )

@@ -1,0 +1,193 @@
+"""Tenants and their channels, as declared in the config file (``ATENDE_CONFIG``).
+
+Secrets are never written in the file: each is a reference ``{env: NAME}`` resolved from the
+environment when the file is loaded, and a missing variable is an error naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from limits import parse as parse_rate_limit
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from events.types.common import ChannelId
+
+MiB = 1024 * 1024
+WHATSAPP_MAX_BODY_BYTES = 3 * 1000 * 1000  # what Meta documents as its largest webhook
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvSecret(_Strict):
+    """A secret read from the environment variable ``env`` when the config is loaded."""
+
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> Self:
+        environment = (info.context or {}).get("env", {})
+        resolved = environment.get(self.env)
+        if not resolved:
+            raise ValueError(f"environment variable {self.env} is not set")
+        object.__setattr__(self, "value", SecretStr(resolved))
+        return self
+
+    def reveal(self) -> str:
+        """The secret itself (for adapters; never log it)."""
+        return self.value.get_secret_value()
+
+
+class ChannelBase(_Strict):
+    """What every channel has, whatever its provider."""
+
+    id: ChannelId
+    public_url: HttpUrl | None = Field(
+        default=None,
+        description="URL the provider calls, when a proxy changes it (Twilio signs it).",
+    )
+    body_limit_bytes: int = Field(default=MiB, ge=1024, le=WHATSAPP_MAX_BODY_BYTES)
+    rate_limit: str = Field(default="100/second", description="limits notation, e.g. 50/second.")
+    dedup_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    double_text: Literal["enqueue", "merge", "interrupt", "reject"] = "enqueue"
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as '50/second'") from None
+        return value
+
+
+class WhatsAppSecrets(_Strict):
+    """Meta app secret (signatures), verify token (handshake), access token (sending)."""
+
+    app_secret: EnvSecret
+    verify_token: EnvSecret
+    access_token: EnvSecret | None = None
+
+
+class WhatsAppChannel(ChannelBase):
+    """A WhatsApp Business number on the Cloud API."""
+
+    provider: Literal["whatsapp"]
+    secrets: WhatsAppSecrets
+    phone_number_id: str | None = Field(default=None, pattern=r"^[0-9]{5,32}$")
+    api_base_url: HttpUrl = HttpUrl("https://graph.facebook.com")
+    api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
+
+
+class TwilioSecrets(_Strict):
+    """Twilio auth token (signatures and sending)."""
+
+    auth_token: EnvSecret
+
+
+class TwilioChannel(ChannelBase):
+    """SMS or WhatsApp through Twilio."""
+
+    provider: Literal["twilio"]
+    secrets: TwilioSecrets
+    account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    sender: str | None = Field(default=None, description="From address, e.g. whatsapp:+1555…")
+    api_base_url: HttpUrl = HttpUrl("https://api.twilio.com")
+
+
+class TelegramSecrets(_Strict):
+    """Webhook secret token (header check) and bot token (sending)."""
+
+    secret_token: EnvSecret
+    bot_token: EnvSecret | None = None
+
+
+class TelegramChannel(ChannelBase):
+    """A Telegram bot."""
+
+    provider: Literal["telegram"]
+    secrets: TelegramSecrets
+    api_base_url: HttpUrl = HttpUrl("https://api.telegram.org")
+
+
+class ChatwootSecrets(_Strict):
+    """Webhook signing secret and API access token."""
+
+    webhook_secret: EnvSecret
+    api_access_token: EnvSecret | None = None
+
+
+class ChatwootChannel(ChannelBase):
+    """A Chatwoot inbox (agent bot webhooks)."""
+
+    provider: Literal["chatwoot"]
+    secrets: ChatwootSecrets
+    account_id: int | None = Field(default=None, ge=1)
+    api_base_url: HttpUrl | None = None
+
+
+class GenericSecrets(_Strict):
+    """Shared secret that signs both directions."""
+
+    signing_secret: EnvSecret
+
+
+class GenericChannel(ChannelBase):
+    """Any app speaking atende's generic JSON webhook format."""
+
+    provider: Literal["generic"]
+    secrets: GenericSecrets
+    callback_url: HttpUrl | None = None
+
+
+Channel = Annotated[
+    WhatsAppChannel | TwilioChannel | TelegramChannel | ChatwootChannel | GenericChannel,
+    Field(discriminator="provider"),
+]
+
+
+class TenantConfig(_Strict):
+    """A company using atende, and the channels its customers write to."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str | None = None
+    channels: list[Channel] = Field(default_factory=list)
+
+
+class ChannelsConfig(_Strict):
+    """The tenants section of the config file; channel ids are unique across tenants."""
+
+    tenants: list[TenantConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        tenants = [tenant.id for tenant in self.tenants]
+        if duplicated := sorted({t for t in tenants if tenants.count(t) > 1}):
+            raise ValueError(f"tenant ids must be unique; repeated: {', '.join(duplicated)}")
+        channels = [channel.id for tenant in self.tenants for channel in tenant.channels]
+        if duplicated := sorted({c for c in channels if channels.count(c) > 1}):
+            raise ValueError(
+                f"channel ids must be unique across tenants (they are in webhook URLs); "
+                f"repeated: {', '.join(duplicated)}"
+            )
+        return self
+
+    def channel(self, provider: str, channel_id: str) -> tuple[TenantConfig, Channel] | None:
+        """The tenant and channel a webhook URL names, if configured."""
+        for tenant in self.tenants:
+            for channel in tenant.channels:
+                if channel.id == channel_id and channel.provider == provider:
+                    return tenant, channel
+        return None
