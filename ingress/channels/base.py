@@ -114,7 +114,10 @@ class InboundAdapter(Protocol):
     sentence naming what; any other exception is a bug.
     """
 
-    provider: Provider
+    @property
+    def provider(self) -> Provider:
+        """The kind of provider this adapter speaks."""
+        ...
 
     def verify(self, request: WebhookRequest) -> None:
         """Raise ``SignatureInvalid`` unless the request is authentic (constant-time checks)."""

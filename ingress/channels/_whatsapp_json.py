@@ -1,0 +1,188 @@
+"""Typed, path-aware reading of a decoded WhatsApp webhook body.
+
+Every accessor either returns a value of the asked type or raises ``PayloadInvalid`` naming
+the dotted path of the offending field, so the parser never meets a ``KeyError`` or a
+``TypeError`` on a provider's surprise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import cast
+
+from pydantic import JsonValue, ValidationError
+
+from ingress.channels.base import PayloadInvalid
+
+# Deeper than any real webhook; bounds recursion in the decoder and in the models that keep
+# a raw part.
+MAX_DEPTH = 32
+# The contract's bound on provider ids (``ProviderMessageId``).
+ID_MAX_CHARS = 256
+
+
+def decode_body(body: bytes) -> JsonNode:
+    """Decode a webhook body into the root node, refusing non-JSON and absurd nesting."""
+    try:
+        value = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise PayloadInvalid("body", "the body is not valid UTF-8 JSON") from None
+    if _depth_exceeds(value, MAX_DEPTH):
+        raise PayloadInvalid("body", f"the body nests deeper than {MAX_DEPTH} levels") from None
+    return JsonNode(cast(JsonValue, value), "")
+
+
+def _refuse_constant(name: str) -> object:
+    # NaN and Infinity are Python's extension, not JSON; no event may carry them.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
+class JsonNode:
+    """A JSON value and the dotted path that led to it."""
+
+    __slots__ = ("path", "value")
+
+    def __init__(self, value: JsonValue, path: str) -> None:
+        self.value = value
+        self.path = path
+
+    def field_path(self, key: str) -> str:
+        """The dotted path of ``key`` below this node."""
+        return f"{self.path}.{key}" if self.path else key
+
+    def _object(self) -> dict[str, JsonValue]:
+        if not isinstance(self.value, dict):
+            raise PayloadInvalid(self.path or "body", f"{self.path or 'body'} must be an object")
+        return self.value
+
+    def raw(self) -> dict[str, JsonValue]:
+        """This node as an object, e.g. to keep a part we do not model."""
+        return self._object()
+
+    def has(self, key: str) -> bool:
+        """Whether this object holds ``key`` with a non-null value."""
+        return self._object().get(key) is not None
+
+    def child(self, key: str) -> JsonNode:
+        """The object at ``key``; required."""
+        node = self.opt_child(key)
+        if node is None:
+            raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} is missing")
+        return node
+
+    def opt_child(self, key: str) -> JsonNode | None:
+        """The object at ``key``, or None when absent or null."""
+        value = self._object().get(key)
+        if value is None:
+            return None
+        node = JsonNode(value, self.field_path(key))
+        node._object()
+        return node
+
+    def items(self, key: str, *, required: bool = False) -> Iterator[JsonNode]:
+        """The elements of the list at ``key`` (none when it is absent and not required)."""
+        path = self.field_path(key)
+        value = self._object().get(key)
+        if value is None:
+            if required:
+                raise PayloadInvalid(path, f"{path} is missing")
+            return
+        if not isinstance(value, list):
+            raise PayloadInvalid(path, f"{path} must be a list")
+        for index, element in enumerate(value):
+            yield JsonNode(element, f"{path}[{index}]")
+
+    def text(self, key: str) -> str:
+        """The non-empty string at ``key``; required."""
+        value = self.opt_text(key)
+        if not value:
+            raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} is missing")
+        return value
+
+    def ident(self, key: str) -> str:
+        """The provider id at ``key``: a non-empty string within the contract's bound."""
+        value = self.text(key)
+        if len(value) > ID_MAX_CHARS:
+            path = self.field_path(key)
+            raise PayloadInvalid(path, f"{path} is longer than {ID_MAX_CHARS} characters")
+        return value
+
+    def opt_ident(self, key: str) -> str | None:
+        """The provider id at ``key``, or None when absent, null or empty."""
+        return self.ident(key) if self.opt_text(key) else None
+
+    def opt_text(self, key: str) -> str | None:
+        """The string at ``key``, or None when absent or null."""
+        value = self._object().get(key)
+        if value is None or isinstance(value, str):
+            return value
+        raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} must be a string")
+
+    def opt_number(self, key: str) -> float | None:
+        """The number at ``key``, or None when absent or null."""
+        value = self._object().get(key)
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} must be a number")
+
+    def number(self, key: str) -> float:
+        """The number at ``key``; required."""
+        value = self.opt_number(key)
+        if value is None:
+            raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} is missing")
+        return value
+
+    def opt_flag(self, key: str) -> bool:
+        """The boolean at ``key``; false when absent."""
+        value = self._object().get(key)
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} must be true or false")
+
+    def opt_scalar_text(self, key: str) -> str | None:
+        """A string or integer at ``key`` as text (Meta sends error codes as numbers)."""
+        value = self._object().get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return self.opt_text(key)
+
+    def opt_unix_time(self, key: str) -> datetime | None:
+        """The Unix time in seconds at ``key`` (a numeric string or a number), as UTC."""
+        path = self.field_path(key)
+        value = self._object().get(key)
+        if value is None:
+            return None
+        problem = PayloadInvalid(path, f"{path} must be a Unix time in seconds")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise problem
+        try:
+            return datetime.fromtimestamp(int(value), UTC)
+        except (ValueError, OverflowError, OSError):
+            raise problem from None
+
+
+def invalid_model(path: str, error: ValidationError) -> PayloadInvalid:
+    """Turn a contract model's rejection of a provider value into a named ``PayloadInvalid``."""
+    first = error.errors(include_url=False)[0]
+    location = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
+    )
+    field = f"{path}{location}" if path else location.lstrip(".")
+    return PayloadInvalid(field, f"{field} is not acceptable: {first['msg']}")

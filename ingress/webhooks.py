@@ -1,0 +1,204 @@
+"""``POST /webhooks/{provider}/{channel_id}``: from a provider's request to appended events."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from aiohttp import web
+from limits import RateLimitItem
+from limits import parse as parse_rate_limit
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
+
+from events.envelope import Envelope
+from events.types import DeliveryStatusUpdated, InboxMessageReceived
+from ingress import problems
+from ingress.append import SEQ_MARKER, InboundAppender
+from ingress.channels.base import (
+    Inbound,
+    InboundAdapter,
+    InboundMessage,
+    PayloadInvalid,
+    SignatureInvalid,
+    WebhookRequest,
+)
+from ingress.config import Channel
+from libs.observability.tracing import current_trace_headers
+
+_log = structlog.get_logger("atende.ingress")
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class IngressChannel:
+    """A configured channel, ready to take webhooks."""
+
+    tenant_id: str
+    config: Channel
+    adapter: InboundAdapter
+
+    @property
+    def content_type(self) -> str:
+        """What its provider sends."""
+        return _FORM if self.config.provider == "twilio" else _JSON
+
+    @property
+    def rate_limit(self) -> RateLimitItem:
+        """Its webhook budget, parsed."""
+        return parse_rate_limit(self.config.rate_limit)
+
+
+class WebhookEndpoint:
+    """Verifies, normalizes and appends the webhooks of every configured channel."""
+
+    def __init__(
+        self,
+        channels: Mapping[tuple[str, str], IngressChannel],
+        appender: InboundAppender,
+        limiter: MovingWindowRateLimiter,
+    ) -> None:
+        self._channels = channels
+        self._appender = appender
+        self._limiter = limiter
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer one webhook; see ``ingress.problems`` for every refusal."""
+        provider, channel_id = request.match_info["provider"], request.match_info["channel_id"]
+        channel = self._channels.get((provider, channel_id))
+        if channel is None:
+            return problems.unknown_channel(provider, channel_id)
+        limit = channel.config.body_limit_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return problems.body_too_large(limit)
+        if request.content_type != channel.content_type:
+            return problems.wrong_content_type(request.content_type, channel.content_type)
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            return problems.body_too_large(limit)
+        try:
+            if not await self._limiter.hit(channel.rate_limit, channel_id):
+                return problems.rate_limited(await self._retry_after_s(channel))
+        except (RedisError, OSError) as exc:
+            return problems.unavailable(f"cannot reach Redis to count this webhook: {exc}")
+        return await self._accept(request, channel, body)
+
+    async def _accept(
+        self, request: web.Request, channel: IngressChannel, body: bytes
+    ) -> web.Response:
+        webhook = _webhook_request(request, channel, body)
+        try:
+            channel.adapter.verify(webhook)
+            items = channel.adapter.parse(webhook)
+        except SignatureInvalid as exc:
+            _log.warning("webhook refused", channel=channel.config.id, check=exc.check)
+            return problems.problem(401, "signature_invalid", str(exc), check=exc.check)
+        except PayloadInvalid as exc:
+            return problems.problem(400, "invalid_payload", str(exc), field=exc.field)
+        except RecursionError:
+            return problems.problem(400, "invalid_payload", "the body is nested too deeply")
+        traceparent = _trace_headers(request)
+        batch = [_event(channel, item, webhook.received_at, traceparent) for item in items]
+        try:
+            results = await self._appender.append_many(batch)
+        except (RedisError, OSError) as exc:
+            return problems.unavailable(f"the webhook could not be stored: {exc}")
+        accepted = sum(not result.duplicate for result in results)
+        duplicates = len(results) - accepted
+        _log.info(
+            "webhook accepted",
+            tenant_id=channel.tenant_id,
+            channel=channel.config.id,
+            events=accepted,
+            duplicates=duplicates,
+        )
+        if results and accepted == 0:
+            return web.json_response({"status": "duplicate", "duplicates": duplicates})
+        return web.json_response(
+            {"status": "accepted", "events": accepted, "duplicates": duplicates}
+        )
+
+    async def _retry_after_s(self, channel: IngressChannel) -> int:
+        stats = await self._limiter.get_window_stats(channel.rate_limit, channel.config.id)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _webhook_request(request: web.Request, channel: IngressChannel, body: bytes) -> WebhookRequest:
+    public_url = str(channel.config.public_url) if channel.config.public_url else str(request.url)
+    if request.query_string and "?" not in public_url:
+        public_url += f"?{request.query_string}"
+    form: list[tuple[str, str]] = []
+    if channel.content_type == _FORM:
+        try:
+            form = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError):
+            form = []  # the adapter reports the missing fields by name
+    return WebhookRequest(
+        method=request.method,
+        url=public_url,
+        headers=request.headers,
+        query=request.query,
+        body=body,
+        content_type=request.content_type,
+        received_at=datetime.now(UTC),
+        form=form,
+    )
+
+
+def _trace_headers(request: web.Request) -> tuple[str, str | None]:
+    """The webhook's trace context: our span's, else the caller's, else a new trace."""
+    current = current_trace_headers()
+    if current is not None:
+        return current
+    incoming = request.headers.get("traceparent", "")
+    if len(incoming) == 55 and incoming.startswith("00-") and incoming[35] == "-":
+        return incoming, request.headers.get("tracestate")
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01", None
+
+
+def _event(
+    channel: IngressChannel,
+    item: Inbound,
+    received_at: datetime,
+    trace: tuple[str, str | None],
+) -> tuple[Envelope[Any], str, str, bool]:
+    config = channel.config
+    key = item.conversation_key or "-"
+    payload: InboxMessageReceived | DeliveryStatusUpdated
+    if isinstance(item, InboundMessage):
+        payload = InboxMessageReceived(
+            channel_id=config.id,
+            provider=config.provider,
+            provider_message_id=item.provider_message_id,
+            seq=SEQ_MARKER,
+            contact=item.contact,
+            message=item.message,
+            reply_to=item.reply_to,
+            provider_timestamp=item.provider_timestamp,
+            received_at=received_at,
+        )
+    else:
+        payload = DeliveryStatusUpdated(
+            channel_id=config.id,
+            provider_message_id=item.provider_message_id,
+            status=item.status,
+            error=item.error,
+            provider_timestamp=item.provider_timestamp,
+        )
+    envelope = Envelope.new(
+        payload,
+        tenant_id=channel.tenant_id,
+        conversation_id=f"{config.id}:{key}",
+        occurred_at=item.provider_timestamp or received_at,
+        traceparent=trace[0],
+        tracestate=trace[1],
+    )
+    return envelope, config.id, item.dedup_key, isinstance(item, InboundMessage)

@@ -1,0 +1,266 @@
+"""The webhook endpoint end to end: real HTTP, real Redis, a real WhatsApp adapter."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from events.catalog import CATALOG
+from events.partitions import partition_for
+from events.streams import INBOX_MESSAGE_RECEIVED
+from ingress.app import ingress_app
+from ingress.append import InboundAppender
+from ingress.channels.whatsapp_inbound import WhatsAppInbound
+from ingress.config import ChannelsConfig, WhatsAppChannel
+from ingress.webhooks import IngressChannel, WebhookEndpoint
+from libs.keys import KeySpace
+from libs.streams.codec import decode_entry
+from tests.streams_support import entries
+
+SECRET = "app-secret-for-tests"
+PARTITIONS = 2
+URL = "/webhooks/whatsapp/wa-main"
+
+
+def config(rate_limit: str = "100/second", body_limit: int = 65_536) -> ChannelsConfig:
+    data = {
+        "tenants": [
+            {
+                "id": "acme",
+                "channels": [
+                    {
+                        "id": "wa-main",
+                        "provider": "whatsapp",
+                        "rate_limit": rate_limit,
+                        "body_limit_bytes": body_limit,
+                        "secrets": {
+                            "app_secret": {"env": "WA_SECRET"},
+                            "verify_token": {"env": "WA_VERIFY"},
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+    env = {"WA_SECRET": SECRET, "WA_VERIFY": "verify-me"}
+    return ChannelsConfig.model_validate(data, context={"env": env})
+
+
+def webhook(wamid: str, text: str = "Hi, can I book a cleaning?") -> bytes:
+    """A WhatsApp Cloud API text-message webhook, as Meta documents it."""
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340398",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "15550783881",
+                                    "phone_number_id": "106540352242922",
+                                },
+                                "contacts": [
+                                    {"profile": {"name": "Ana"}, "wa_id": "5511987654321"}
+                                ],
+                                "messages": [
+                                    {
+                                        "from": "5511987654321",
+                                        "id": wamid,
+                                        "timestamp": "1719835199",
+                                        "type": "text",
+                                        "text": {"body": text},
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"}
+
+
+async def serve(
+    redis_url: str, redis: aioredis.Redis, keys: KeySpace, channels: ChannelsConfig
+) -> AsyncIterator[str]:
+    tenant = channels.tenants[0]
+    channel = tenant.channels[0]
+    assert isinstance(channel, WhatsAppChannel)
+    ready: dict[tuple[str, str], IngressChannel] = {
+        (channel.provider, channel.id): IngressChannel(
+            tenant.id, channel, WhatsAppInbound(channel.secrets.app_secret.reveal())
+        )
+    }
+    storage = RedisStorage(
+        f"async+{redis_url}", implementation="redispy", key_prefix=f"{keys.namespace}:limits"
+    )
+    appender = InboundAppender(redis, keys, partitions=PARTITIONS, maxlen=10_000)
+    endpoint = WebhookEndpoint(ready, appender, MovingWindowRateLimiter(storage))
+    server = TestServer(ingress_app(endpoint, {}))
+    await server.start_server()
+    try:
+        yield str(server.make_url(""))
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def base_url(redis_url: str, redis: aioredis.Redis, keys: KeySpace) -> AsyncIterator[str]:
+    async for url in serve(redis_url, redis, keys, config()):
+        yield url
+
+
+async def inbox(redis: aioredis.Redis, keys: KeySpace) -> list[Any]:
+    partition = partition_for("acme", "wa-main:5511987654321", PARTITIONS)
+    found = await entries(redis, keys.stream(INBOX_MESSAGE_RECEIVED, partition))
+    return [decode_entry(CATALOG, fields) for _id, fields in found]
+
+
+async def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async with ClientSession() as http, http.post(url, data=body, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_a_signed_webhook_becomes_one_numbered_event_and_a_repeat_is_a_duplicate(
+    base_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    body = webhook("wamid.HBgLNTUxMTk4NzY1NDMyMRUCABIYFjNFQjA")
+    status, answer = await post(base_url + URL, body, signed(body))
+    assert (status, answer) == (200, {"status": "accepted", "events": 1, "duplicates": 0})
+    status, answer = await post(base_url + URL, body, signed(body))
+    assert (status, answer) == (200, {"status": "duplicate", "duplicates": 1})
+    second = webhook("wamid.second")
+    await post(base_url + URL, second, signed(second))
+    events = await inbox(redis, keys)
+    assert [event.payload.seq for event in events] == [1, 2]
+    first = events[0]
+    assert first.tenant_id == "acme"
+    assert first.conversation_id == "wa-main:5511987654321"
+    assert first.payload.message.text == "Hi, can I book a cleaning?"
+    assert first.payload.contact.display_name == "Ana"
+    assert first.traceparent is not None, "every event carries a trace context"
+
+
+async def test_the_callers_trace_context_is_carried_into_the_event(
+    base_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    body = webhook("wamid.traced")
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    await post(base_url + URL, body, {**signed(body), "traceparent": traceparent})
+    [event] = await inbox(redis, keys)
+    assert event.traceparent == traceparent
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "error", "detail"),
+    [
+        (
+            URL,
+            webhook("wamid.forged"),
+            signed(webhook("wamid.forged"), secret="not-the-secret"),
+            401,
+            "signature_invalid",
+            "X-Hub-Signature-256",
+        ),
+        (
+            "/webhooks/whatsapp/nope",
+            webhook("wamid.x"),
+            signed(webhook("wamid.x")),
+            404,
+            "unknown_channel",
+            "no whatsapp channel 'nope' is configured here",
+        ),
+        (
+            "/webhooks/telegram/wa-main",
+            webhook("wamid.x"),
+            signed(webhook("wamid.x")),
+            404,
+            "unknown_channel",
+            "no telegram channel 'wa-main'",
+        ),
+        (
+            URL,
+            b"hello",
+            {**signed(b"hello"), "Content-Type": "text/plain"},
+            415,
+            "unsupported_media_type",
+            "Content-Type 'text/plain' is not accepted here; send application/json",
+        ),
+        (
+            URL,
+            b"x" * 70_000,
+            signed(b"x" * 70_000),
+            413,
+            "body_too_large",
+            "larger than this channel's limit of 65536 bytes",
+        ),
+        (URL, b"{not json", signed(b"{not json"), 400, "invalid_payload", ""),
+    ],
+)
+async def test_bad_requests_are_refused_with_a_reason_and_publish_nothing(
+    base_url: str,
+    redis: aioredis.Redis,
+    keys: KeySpace,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    error: str,
+    detail: str,
+) -> None:
+    got_status, answer = await post(base_url + path, body, headers)
+    assert got_status == status
+    assert answer["error"] == error
+    assert detail in answer["detail"]
+    assert await inbox(redis, keys) == []
+    assert [key async for key in redis.scan_iter(match=f"{keys.namespace}:inbox*")] == []
+
+
+async def test_a_channel_over_its_rate_limit_gets_429_with_retry_after(
+    redis_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    async for base_url in serve(redis_url, redis, keys, config(rate_limit="2/minute")):
+        codes = []
+        for n in range(3):
+            body = webhook(f"wamid.rl{n}")
+            async with (
+                ClientSession() as http,
+                http.post(base_url + URL, data=body, headers=signed(body)) as response,
+            ):
+                codes.append(response.status)
+                retry_after = response.headers.get("Retry-After")
+        assert codes == [200, 200, 429]
+        assert retry_after is not None
+        assert 1 <= int(retry_after) <= 60
+    assert len(await inbox(redis, keys)) == 2
+
+
+async def test_redis_unreachable_answers_503_so_the_provider_retries(
+    redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    dead = aioredis.Redis(port=1, socket_connect_timeout=0.2)
+    async for base_url in serve("redis://127.0.0.1:1/0", dead, keys, config()):
+        body = webhook("wamid.down")
+        status, answer = await post(base_url + URL, body, signed(body))
+        assert status == 503
+        assert answer["error"] == "unavailable"
+    await dead.aclose()
