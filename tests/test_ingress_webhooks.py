@@ -22,6 +22,7 @@ from ingress.app import ingress_app
 from ingress.append import InboundAppender
 from ingress.channels.whatsapp_inbound import WhatsAppInbound
 from ingress.config import ChannelsConfig, WhatsAppChannel
+from ingress.handshake import whatsapp_handshake
 from ingress.webhooks import IngressChannel, WebhookEndpoint
 from libs.keys import KeySpace
 from libs.streams.codec import decode_entry
@@ -115,7 +116,8 @@ async def serve(
     )
     appender = InboundAppender(redis, keys, partitions=PARTITIONS, maxlen=10_000)
     endpoint = WebhookEndpoint(ready, appender, MovingWindowRateLimiter(storage))
-    server = TestServer(ingress_app(endpoint, {}))
+    app = ingress_app(endpoint, {}, handshakes={"whatsapp": whatsapp_handshake(ready)})
+    server = TestServer(app)
     await server.start_server()
     try:
         yield str(server.make_url(""))
@@ -264,3 +266,27 @@ async def test_redis_unreachable_answers_503_so_the_provider_retries(
         assert status == 503
         assert answer["error"] == "unavailable"
     await dead.aclose()
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "answer"),
+    [
+        (
+            "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444",
+            200,
+            "1158201444",
+        ),
+        (
+            "hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1158201444",
+            403,
+            "hub.verify_token",
+        ),
+        ("hub.mode=subscribe&hub.challenge=1158201444", 400, "hub.verify_token"),
+    ],
+)
+async def test_metas_subscription_handshake(
+    base_url: str, query: str, status: int, answer: str
+) -> None:
+    async with ClientSession() as http, http.get(f"{base_url}{URL}?{query}") as response:
+        assert response.status == status
+        assert answer in await response.text()
