@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from events.types import InboundContent, InboundMedia, InboundText, InboundUnsupported
 from events.types.common import CAPTION_MAX_CHARS, Provider
 from ingress.channels._chatwoot_content import attachment_content, sender_identity
-from ingress.channels._generic_signing import TimestampedHmac, utc_now
 from ingress.channels._inbound_json import JsonObject, decode_object, utc_from_unix, validated
 from ingress.channels.base import Inbound, InboundMessage, PayloadInvalid, WebhookRequest
+from ingress.channels.timestamped_hmac import TimestampedHmac, utc_now
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"

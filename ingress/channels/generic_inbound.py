@@ -73,7 +73,6 @@ from events.types import (
 )
 from events.types.common import Provider
 from ingress.channels._generic_model import GenericMessage, GenericStatus, GenericWebhook
-from ingress.channels._generic_signing import TimestampedHmac, utc_now
 from ingress.channels._inbound_json import field_path, others, problem
 from ingress.channels.base import (
     Inbound,
@@ -82,6 +81,7 @@ from ingress.channels.base import (
     PayloadInvalid,
     WebhookRequest,
 )
+from ingress.channels.timestamped_hmac import TimestampedHmac, utc_now
 
 SIGNATURE_HEADER = "X-Atende-Signature"
 TIMESTAMP_HEADER = "X-Atende-Timestamp"

@@ -11,8 +11,6 @@ parsing. The app may answer ``{"message_ids": [...]}``, one per part; otherwise 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import aiohttp
 from pydantic import TypeAdapter
 
 from events.types.reply_parts import ReplyPart
+from ingress.channels.timestamped_hmac import sign
 from ingress.outbound.breaker import ChannelBreaker
 from ingress.outbound.errors import SendError, error_for_status
 from ingress.outbound.http import ProviderHttpClient, ProviderReply, ProviderRequest, json_body
@@ -31,12 +30,6 @@ TIMESTAMP_HEADER = "X-Atende-Timestamp"
 SIGNATURE_HEADER = "X-Atende-Signature"
 
 _PARTS = TypeAdapter(tuple[ReplyPart, ...])
-
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The ``X-Atende-Signature`` value of ``body`` sent at ``timestamp``."""
-    digest = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256)
-    return f"sha256={digest.hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)
