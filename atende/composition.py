@@ -12,6 +12,8 @@ from opentelemetry import trace
 
 from atende.servers import ServerUrls
 from events.catalog import CATALOG
+from ingress.config import ChannelsConfig
+from ingress.wiring import build_ingress_app
 from libs.health import ReadinessCheck, health_app, serve
 from libs.keys import KeySpace
 from libs.migrations.runner import apply_migrations
@@ -30,7 +32,14 @@ _log = structlog.get_logger("atende")
 async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[Resources]:
     """Open the Redis client and the Postgres pool (migrated first); close both on exit."""
     redis = make_redis(urls.redis_url, block_ms=settings.block_ms)
+    keys = KeySpace(settings.namespace)
+    publisher = Publisher(
+        redis, keys, partitions=settings.stream_partitions, maxlen=settings.stream_maxlen
+    )
     try:
+        if urls.database_url is None:
+            yield Resources(settings, redis, keys, CATALOG, publisher)
+            return
         async with open_pool(
             urls.database_url,
             min_size=settings.pg_pool_min_size,
@@ -39,10 +48,6 @@ async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[
             applied = await apply_migrations(pool)
             if applied:
                 _log.info("migrations applied", versions=applied)
-            keys = KeySpace(settings.namespace)
-            publisher = Publisher(
-                redis, keys, partitions=settings.stream_partitions, maxlen=settings.stream_maxlen
-            )
             yield Resources(settings, redis, keys, CATALOG, publisher, pool)
     finally:
         await redis.aclose()
@@ -95,13 +100,33 @@ def readiness_checks(
     return {"redis": redis_check, "postgres": postgres_check, "groups": groups_check}
 
 
-async def run_worker(settings: Settings, urls: ServerUrls, consumers: list[Consumer]) -> None:
-    """Run ``consumers`` and the health server until SIGTERM or Ctrl-C."""
+async def run_worker(
+    settings: Settings,
+    urls: ServerUrls,
+    consumers: list[Consumer],
+    channels: ChannelsConfig | None = None,
+) -> None:
+    """Run ``consumers`` until SIGTERM or Ctrl-C, serving health and metrics on the HTTP port.
+
+    With ``channels`` the same port also takes the channels' webhooks (the ingress).
+    """
     stop = asyncio.Event()
     stop_on_signals(stop)
     async with open_resources(settings, urls) as resources:
         runners = build_runners(consumers, resources)
-        app = health_app(readiness_checks(resources, runners))
+        checks = readiness_checks(resources, runners)
+        if channels is None:
+            app = health_app(checks)
+        else:
+            app = build_ingress_app(
+                channels,
+                redis=resources.redis,
+                redis_url=urls.redis_url,
+                keys=resources.keys,
+                partitions=settings.stream_partitions,
+                maxlen=settings.stream_maxlen,
+                checks=checks,
+            )
         async with serve(app, settings.http_host, settings.http_port) as port:
             _log.info(
                 "atende running",

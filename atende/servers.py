@@ -22,7 +22,7 @@ class ServerUrls:
     """The Redis URL and Postgres DSN a process connects to."""
 
     redis_url: str
-    database_url: str
+    database_url: str | None
 
 
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
@@ -31,11 +31,12 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextmanager
-def servers(settings: Settings) -> Iterator[ServerUrls]:
+def servers(settings: Settings, *, postgres: bool = True) -> Iterator[ServerUrls]:
     """Yield the configured URLs, starting embedded servers for those that are not set.
 
     Runs in the main thread, before the event loop: embedded servers are bound to the thread
-    that starts them, and they stop when this context exits.
+    that starts them, and they stop when this context exits. Without ``postgres`` (the
+    ingress needs only Redis) no database is started or required.
     """
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
@@ -46,9 +47,9 @@ def servers(settings: Settings) -> Iterator[ServerUrls]:
                 redis_url = valkey.url
                 _log.info("embedded valkey started", url=redis_url)
             database_url = settings.database_url
-            if database_url is None:
-                postgres = stack.enter_context(EmbeddedPostgres(settings.data_dir / "postgres"))
-                database_url = postgres.dsn
+            if database_url is None and postgres:
+                server = stack.enter_context(EmbeddedPostgres(settings.data_dir / "postgres"))
+                database_url = server.dsn
                 _log.info("embedded postgres started", dsn=database_url)
             yield ServerUrls(redis_url, database_url)
     finally:

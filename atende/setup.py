@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 from pydantic import ValidationError
 
+from ingress.config import ChannelsConfig
+from libs.errors import ConfigurationError
 from libs.observability.logging import configure_logging
 from libs.observability.tracing import configure_tracing
 from libs.settings import Settings
+from libs.yaml_config import load_yaml_model
 
 
 def load_settings() -> Settings:
@@ -40,3 +46,12 @@ def configure_process() -> Settings:
     configure_logging(settings.log_level, settings.log_format)
     configure_tracing(settings.otel_service_name, settings.otel_exporter_otlp_endpoint)
     return settings
+
+
+def load_channels(path: Path) -> ChannelsConfig:
+    """Read the channels of the config file; a bad file ends the command naming what."""
+    try:
+        return load_yaml_model(path, ChannelsConfig, os.environ)
+    except ConfigurationError as exc:
+        typer.echo(f"atende: invalid config: {exc}", err=True)
+        raise typer.Exit(2) from None

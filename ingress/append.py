@@ -39,6 +39,17 @@ return {1, id, seq}
 
 
 @dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One event to append unless ``dedup_key`` was claimed within ``dedup_ttl_s``."""
+
+    envelope: Envelope[Any]
+    dedup_scope: str
+    dedup_key: str
+    numbered: bool
+    dedup_ttl_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     """The outcome of one append: the entry id and seq, or the duplicate's original entry."""
 
@@ -73,7 +84,13 @@ class InboundAppender:
         self._script = redis.register_script(_APPEND)
 
     def arguments(
-        self, envelope: Envelope[Any], dedup_scope: str, dedup_key: str, *, numbered: bool
+        self,
+        envelope: Envelope[Any],
+        dedup_scope: str,
+        dedup_key: str,
+        *,
+        numbered: bool,
+        dedup_ttl_s: int | None = None,
     ) -> tuple[list[str], list[bytes | str | int]]:
         """The script's keys and arguments for ``envelope`` (exposed for pipelining)."""
         partition = partition_for(envelope.tenant_id, envelope.conversation_id, self._partitions)
@@ -90,7 +107,7 @@ class InboundAppender:
                 raise ValueError(f"{envelope.type} has no seq marker to number")
             head += b'"seq":'
         args: list[bytes | str | int] = [
-            self._dedup_ttl_s,
+            dedup_ttl_s or self._dedup_ttl_s,
             self._maxlen,
             envelope.type,
             envelope.version,
@@ -107,15 +124,19 @@ class InboundAppender:
         keys, args = self.arguments(envelope, dedup_scope, dedup_key, numbered=numbered)
         return parse_reply(await self._script(keys=keys, args=args))
 
-    async def append_many(
-        self, items: list[tuple[Envelope[Any], str, str, bool]]
-    ) -> list[Appended]:
+    async def append_many(self, items: list[AppendRequest]) -> list[Appended]:
         """Append several events in one pipelined round trip (each still atomic on its own)."""
         if not items:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for envelope, scope, key, numbered in items:
-                keys, args = self.arguments(envelope, scope, key, numbered=numbered)
+            for item in items:
+                keys, args = self.arguments(
+                    item.envelope,
+                    item.dedup_scope,
+                    item.dedup_key,
+                    numbered=item.numbered,
+                    dedup_ttl_s=item.dedup_ttl_s,
+                )
                 await self._script(keys=keys, args=args, client=pipe)
             replies = await pipe.execute()
         return [parse_reply(reply) for reply in replies]

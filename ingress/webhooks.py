@@ -8,7 +8,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
@@ -21,7 +20,7 @@ from redis.exceptions import RedisError
 from events.envelope import Envelope
 from events.types import DeliveryStatusUpdated, InboxMessageReceived
 from ingress import problems
-from ingress.append import SEQ_MARKER, InboundAppender
+from ingress.append import SEQ_MARKER, AppendRequest, InboundAppender
 from ingress.channels.base import (
     Inbound,
     InboundAdapter,
@@ -169,7 +168,7 @@ def _event(
     item: Inbound,
     received_at: datetime,
     trace: tuple[str, str | None],
-) -> tuple[Envelope[Any], str, str, bool]:
+) -> AppendRequest:
     config = channel.config
     key = item.conversation_key or "-"
     payload: InboxMessageReceived | DeliveryStatusUpdated
@@ -201,4 +200,10 @@ def _event(
         traceparent=trace[0],
         tracestate=trace[1],
     )
-    return envelope, config.id, item.dedup_key, isinstance(item, InboundMessage)
+    return AppendRequest(
+        envelope,
+        config.id,
+        item.dedup_key,
+        numbered=isinstance(item, InboundMessage),
+        dedup_ttl_s=config.dedup_ttl_s,
+    )

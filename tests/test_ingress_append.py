@@ -12,7 +12,7 @@ from events.envelope import Envelope
 from events.examples import example_envelope
 from events.partitions import partition_for
 from events.streams import DELIVERY_STATUS_UPDATED, INBOX_MESSAGE_RECEIVED
-from ingress.append import SEQ_MARKER, InboundAppender
+from ingress.append import SEQ_MARKER, AppendRequest, InboundAppender
 from libs.keys import KeySpace
 from libs.streams.codec import decode_entry
 from tests.streams_support import entries
@@ -66,7 +66,7 @@ async def test_distinct_messages_get_strictly_increasing_seq_in_their_payload(
     redis: aioredis.Redis, keys: KeySpace
 ) -> None:
     append = appender(redis, keys)
-    items = [(inbound(f"wamid.{n}"), "wa-main", f"wamid.{n}", True) for n in range(30)]
+    items = [AppendRequest(inbound(f"wamid.{n}"), "wa-main", f"wamid.{n}", True) for n in range(30)]
     results = await append.append_many(items)
     results += await asyncio.gather(
         *(append.append(inbound(f"wamid.x{n}"), "wa-main", f"wamid.x{n}", numbered=True)
@@ -93,3 +93,14 @@ async def test_statuses_are_appended_without_a_seq(redis: aioredis.Redis, keys: 
     assert (first.duplicate, first.seq, again.duplicate) == (False, None, True)
     [event] = await stored(redis, keys, fresh)
     assert event.payload.status == status.payload.status
+
+
+async def test_each_append_may_carry_its_own_dedup_ttl(
+    redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    append = appender(redis, keys)
+    [result] = await append.append_many([AppendRequest(inbound("wamid.T"), "sms", "k", True, 90)])
+    partition = partition_for("acme", "wa-main:5511987654321", PARTITIONS)
+    ttl = await redis.ttl(keys.dedup("sms", partition, "k"))
+    assert not result.duplicate
+    assert 0 < ttl <= 90

@@ -1,4 +1,4 @@
-"""``atende worker`` and ``atende dev``: run consumers (and, for dev, everything) until stopped."""
+"""``atende worker``, ``atende ingress`` and ``atende dev``: run until stopped."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import typer
 
 from atende.composition import run_worker
 from atende.servers import servers
-from atende.setup import configure_process
+from atende.setup import configure_process, load_channels
 from consumers import ConsumerDiscoveryError, discover, select
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``worker`` and ``dev`` to ``app``."""
+    """Add ``worker``, ``ingress`` and ``dev`` to ``app``."""
     app.command("worker")(worker)
+    app.command("ingress")(ingress)
     app.command("dev")(dev)
 
 
@@ -35,8 +36,23 @@ def worker(
         asyncio.run(run_worker(settings, urls, consumers))
 
 
-def dev() -> None:
-    """Start embedded servers when REDIS_URL/DATABASE_URL are unset, migrate, run everything."""
+def ingress() -> None:
+    """Take the configured channels' webhooks (ATENDE_CONFIG) on the HTTP port until SIGTERM."""
     settings = configure_process()
+    if settings.config_path is None:
+        typer.echo("atende ingress: set ATENDE_CONFIG to the file declaring the channels", err=True)
+        raise typer.Exit(2)
+    channels = load_channels(settings.config_path)
+    with servers(settings, postgres=False) as urls:
+        asyncio.run(run_worker(settings, urls, [], channels))
+
+
+def dev() -> None:
+    """Start embedded servers when REDIS_URL/DATABASE_URL are unset, migrate, run everything.
+
+    With ATENDE_CONFIG set, the channels' webhooks are taken on the same port.
+    """
+    settings = configure_process()
+    channels = load_channels(settings.config_path) if settings.config_path else None
     with servers(settings) as urls:
-        asyncio.run(run_worker(settings, urls, discover()))
+        asyncio.run(run_worker(settings, urls, discover(), channels))

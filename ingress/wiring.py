@@ -1,0 +1,77 @@
+"""From the configured channels to a running webhook application."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from ingress.app import ingress_app
+from ingress.append import InboundAppender
+from ingress.channels.base import InboundAdapter
+from ingress.channels.chatwoot_inbound import ChatwootInbound
+from ingress.channels.generic_inbound import GenericInbound
+from ingress.channels.telegram_inbound import TelegramInbound
+from ingress.channels.twilio_inbound import TwilioInbound
+from ingress.channels.whatsapp_inbound import WhatsAppInbound
+from ingress.config import (
+    Channel,
+    ChannelsConfig,
+    ChatwootChannel,
+    GenericChannel,
+    TelegramChannel,
+    TwilioChannel,
+    WhatsAppChannel,
+)
+from ingress.handshake import whatsapp_handshake
+from ingress.webhooks import IngressChannel, WebhookEndpoint
+from libs.health import ReadinessCheck
+from libs.keys import KeySpace
+
+
+def inbound_adapter(channel: Channel) -> InboundAdapter:
+    """The adapter that verifies and parses ``channel``'s webhooks, with its secrets."""
+    if isinstance(channel, WhatsAppChannel):
+        return WhatsAppInbound(channel.secrets.app_secret.reveal())
+    if isinstance(channel, TwilioChannel):
+        return TwilioInbound(channel.secrets.auth_token.reveal())
+    if isinstance(channel, TelegramChannel):
+        return TelegramInbound(channel.secrets.secret_token.reveal())
+    if isinstance(channel, ChatwootChannel):
+        return ChatwootInbound(channel.secrets.webhook_secret.reveal())
+    if isinstance(channel, GenericChannel):
+        return GenericInbound(channel.secrets.signing_secret.reveal())
+    raise TypeError(f"no inbound adapter for provider {channel.provider!r}")
+
+
+def ingress_channels(config: ChannelsConfig) -> dict[tuple[str, str], IngressChannel]:
+    """Every configured channel, keyed by the (provider, channel id) of its webhook URL."""
+    return {
+        (channel.provider, channel.id): IngressChannel(tenant.id, channel, inbound_adapter(channel))
+        for tenant in config.tenants
+        for channel in tenant.channels
+    }
+
+
+def build_ingress_app(
+    config: ChannelsConfig,
+    *,
+    redis: aioredis.Redis,
+    redis_url: str,
+    keys: KeySpace,
+    partitions: int,
+    maxlen: int,
+    checks: Mapping[str, ReadinessCheck],
+) -> web.Application:
+    """The webhook routes of every configured channel, with health and metrics."""
+    channels = ingress_channels(config)
+    # Rate-limit windows live in Redis so every ingress replica counts against one budget.
+    storage = RedisStorage(
+        f"async+{redis_url}", implementation="redispy", key_prefix=f"{keys.namespace}:limits"
+    )
+    appender = InboundAppender(redis, keys, partitions=partitions, maxlen=maxlen)
+    endpoint = WebhookEndpoint(channels, appender, MovingWindowRateLimiter(storage))
+    return ingress_app(endpoint, checks, handshakes={"whatsapp": whatsapp_handshake(channels)})
