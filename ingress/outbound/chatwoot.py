@@ -18,10 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import aiohttp
-
 from events.types.reply_parts import ReplyButtons, ReplyMedia, ReplyPart, ReplyTemplate
-from ingress.outbound.breaker import ChannelBreaker
 from ingress.outbound.errors import (
     ProviderUnavailable,
     Rejected,
@@ -29,8 +26,8 @@ from ingress.outbound.errors import (
     UnsupportedPart,
     error_for_status,
 )
-from ingress.outbound.http import ProviderHttpClient, ProviderReply, ProviderRequest, json_body
-from ingress.outbound.retry import RetryPolicy
+from ingress.outbound.http import ProviderReply, ProviderRequest, json_body
+from ingress.outbound.http_sender import HttpSender
 from ingress.outbound.sender import SentMessage, send_in_order
 
 ConversationStatus = Literal["open", "resolved", "pending"]
@@ -58,29 +55,10 @@ class ChatwootConfig:
             raise ValueError(f"{where}: api_access_token is empty")
 
 
-class ChatwootSender:
+class ChatwootSender(HttpSender[ChatwootConfig]):
     """A ``ChannelSender`` whose recipient is a Chatwoot conversation id; also notes and status."""
 
-    def __init__(
-        self,
-        config: ChatwootConfig,
-        session: aiohttp.ClientSession,
-        *,
-        breaker: ChannelBreaker | None = None,
-        retry: RetryPolicy | None = None,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.channel_id = config.channel_id
-        self._config = config
-        self._describe = f"chatwoot channel '{config.channel_id}'"
-        self._http = ProviderHttpClient(
-            session,
-            describe=self._describe,
-            classify=self._classify,
-            breaker=breaker,
-            retry=retry,
-            timeout_s=timeout_s,
-        )
+    provider_label = "chatwoot"
 
     async def send(
         self, recipient: str, parts: Sequence[ReplyPart], *, reply_id: str

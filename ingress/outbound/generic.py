@@ -22,7 +22,8 @@ from events.types.reply_parts import ReplyPart
 from ingress.channels.timestamped_hmac import sign
 from ingress.outbound.breaker import ChannelBreaker
 from ingress.outbound.errors import SendError, error_for_status
-from ingress.outbound.http import ProviderHttpClient, ProviderReply, ProviderRequest, json_body
+from ingress.outbound.http import ProviderReply, ProviderRequest, json_body
+from ingress.outbound.http_sender import HttpSender
 from ingress.outbound.retry import RetryPolicy
 from ingress.outbound.sender import SentMessage
 
@@ -48,8 +49,10 @@ class GenericConfig:
             raise ValueError(f"{where}: signing_secret is empty")
 
 
-class GenericSender:
+class GenericSender(HttpSender[GenericConfig]):
     """A ``ChannelSender`` that posts each reply to the app's callback URL."""
+
+    provider_label = "generic"
 
     def __init__(
         self,
@@ -61,19 +64,9 @@ class GenericSender:
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.channel_id = config.channel_id
-        self._config = config
+        super().__init__(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
         self._secret = config.signing_secret.encode()
         self._clock = clock
-        self._describe = f"generic channel '{config.channel_id}'"
-        self._http = ProviderHttpClient(
-            session,
-            describe=self._describe,
-            classify=self._classify,
-            breaker=breaker,
-            retry=retry,
-            timeout_s=timeout_s,
-        )
 
     async def send(
         self, recipient: str, parts: Sequence[ReplyPart], *, reply_id: str

@@ -16,10 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
 from events.types.reply_parts import ReplyButtons, ReplyMedia, ReplyPart, ReplyTemplate
-from ingress.outbound.breaker import ChannelBreaker
 from ingress.outbound.errors import (
     AuthFailed,
     ProviderUnavailable,
@@ -28,8 +25,8 @@ from ingress.outbound.errors import (
     UnsupportedPart,
     error_for_status,
 )
-from ingress.outbound.http import ProviderHttpClient, ProviderReply, ProviderRequest, json_body
-from ingress.outbound.retry import RetryPolicy
+from ingress.outbound.http import ProviderReply, ProviderRequest, json_body
+from ingress.outbound.http_sender import HttpSender
 from ingress.outbound.sender import SentMessage, send_in_order
 from ingress.outbound.text import split_text
 
@@ -72,29 +69,10 @@ class TelegramConfig:
         return f"{self.base_url.rstrip('/')}/bot{self.bot_token}/{method}"
 
 
-class TelegramSender:
+class TelegramSender(HttpSender[TelegramConfig]):
     """A ``ChannelSender`` for one Telegram bot."""
 
-    def __init__(
-        self,
-        config: TelegramConfig,
-        session: aiohttp.ClientSession,
-        *,
-        breaker: ChannelBreaker | None = None,
-        retry: RetryPolicy | None = None,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.channel_id = config.channel_id
-        self._config = config
-        self._describe = f"telegram channel '{config.channel_id}'"
-        self._http = ProviderHttpClient(
-            session,
-            describe=self._describe,
-            classify=self._classify,
-            breaker=breaker,
-            retry=retry,
-            timeout_s=timeout_s,
-        )
+    provider_label = "telegram"
 
     async def send(
         self, recipient: str, parts: Sequence[ReplyPart], *, reply_id: str

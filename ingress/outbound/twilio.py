@@ -32,10 +32,10 @@ from ingress.outbound.errors import (
 )
 from ingress.outbound.http import (
     FORM_CONTENT_TYPE,
-    ProviderHttpClient,
     ProviderReply,
     ProviderRequest,
 )
+from ingress.outbound.http_sender import HttpSender
 from ingress.outbound.retry import RetryPolicy
 from ingress.outbound.sender import SentMessage, send_in_order
 from ingress.outbound.text import split_text
@@ -90,8 +90,10 @@ class TwilioConfig:
         return self.whatsapp or self.sender.startswith("whatsapp:")
 
 
-class TwilioSender:
+class TwilioSender(HttpSender[TwilioConfig]):
     """A ``ChannelSender`` for one Twilio sender (SMS, MMS or WhatsApp)."""
+
+    provider_label = "twilio"
 
     def __init__(
         self,
@@ -102,19 +104,9 @@ class TwilioSender:
         retry: RetryPolicy | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        self.channel_id = config.channel_id
-        self._config = config
-        self._describe = f"twilio channel '{config.channel_id}'"
+        super().__init__(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
         credentials = f"{config.account_sid}:{config.auth_token}".encode()
         self._authorization = f"Basic {base64.b64encode(credentials).decode()}"
-        self._http = ProviderHttpClient(
-            session,
-            describe=self._describe,
-            classify=self._classify,
-            breaker=breaker,
-            retry=retry,
-            timeout_s=timeout_s,
-        )
 
     async def send(
         self, recipient: str, parts: Sequence[ReplyPart], *, reply_id: str

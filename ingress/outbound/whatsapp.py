@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
 from events.types.reply_parts import ReplyPart
-from ingress.outbound.breaker import ChannelBreaker
 from ingress.outbound.errors import (
     AuthFailed,
     OutsideMessagingWindow,
@@ -25,8 +22,8 @@ from ingress.outbound.errors import (
     SendError,
     error_for_status,
 )
-from ingress.outbound.http import ProviderHttpClient, ProviderReply, ProviderRequest, json_body
-from ingress.outbound.retry import RetryPolicy
+from ingress.outbound.http import ProviderReply, ProviderRequest, json_body
+from ingress.outbound.http_sender import HttpSender
 from ingress.outbound.sender import SentMessage, send_in_order
 from ingress.outbound.whatsapp_messages import contents
 
@@ -71,29 +68,10 @@ class WhatsAppCloudConfig:
         return f"{base}/{self.api_version}/{self.phone_number_id}/messages"
 
 
-class WhatsAppCloudSender:
+class WhatsAppCloudSender(HttpSender[WhatsAppCloudConfig]):
     """A ``ChannelSender`` for one WhatsApp Cloud API number."""
 
-    def __init__(
-        self,
-        config: WhatsAppCloudConfig,
-        session: aiohttp.ClientSession,
-        *,
-        breaker: ChannelBreaker | None = None,
-        retry: RetryPolicy | None = None,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.channel_id = config.channel_id
-        self._config = config
-        self._describe = f"whatsapp channel '{config.channel_id}'"
-        self._http = ProviderHttpClient(
-            session,
-            describe=self._describe,
-            classify=self._classify,
-            breaker=breaker,
-            retry=retry,
-            timeout_s=timeout_s,
-        )
+    provider_label = "whatsapp"
 
     async def send(
         self, recipient: str, parts: Sequence[ReplyPart], *, reply_id: str
