@@ -27,18 +27,25 @@ MAX_DEPTH = 32
 ID_MAX_CHARS = 64
 
 
-def decode_object(body: bytes) -> JsonObject:
-    """Decode a body that must hold one JSON object (NaN and Infinity are not JSON)."""
+def load_json(body: bytes) -> object:
+    """Decode a webhook body; refuse what is not JSON (NaN and Infinity are not) or nests
+    deeper than ``MAX_DEPTH``. Every inbound adapter reads its body through this."""
     try:
         value = json.loads(body, parse_constant=_refuse_constant)
     except RecursionError:
         raise PayloadInvalid("body", "the body is nested too deeply to be read") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integers
         raise PayloadInvalid("body", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise PayloadInvalid("body", f"the body must be a JSON object, not {_json_kind(value)}")
     if _deeper_than(value, MAX_DEPTH):
         raise PayloadInvalid("body", f"the body nests deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def decode_object(body: bytes) -> JsonObject:
+    """Decode a body that must hold one JSON object."""
+    value = load_json(body)
+    if not isinstance(value, dict):
+        raise PayloadInvalid("body", f"the body must be a JSON object, not {_json_kind(value)}")
     return JsonObject(value, "")
 
 

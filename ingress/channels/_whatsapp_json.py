@@ -7,49 +7,22 @@ the dotted path of the offending field, so the parser never meets a ``KeyError``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import cast
 
 from pydantic import JsonValue, ValidationError
 
+from ingress.channels._inbound_json import load_json
 from ingress.channels.base import PayloadInvalid
 
-# Deeper than any real webhook; bounds recursion in the decoder and in the models that keep
-# a raw part.
-MAX_DEPTH = 32
 # The contract's bound on provider ids (``ProviderMessageId``).
 ID_MAX_CHARS = 256
 
 
 def decode_body(body: bytes) -> JsonNode:
-    """Decode a webhook body into the root node, refusing non-JSON and absurd nesting."""
-    try:
-        value = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise PayloadInvalid("body", "the body is not valid UTF-8 JSON") from None
-    if _depth_exceeds(value, MAX_DEPTH):
-        raise PayloadInvalid("body", f"the body nests deeper than {MAX_DEPTH} levels") from None
-    return JsonNode(cast(JsonValue, value), "")
-
-
-def _refuse_constant(name: str) -> object:
-    # NaN and Infinity are Python's extension, not JSON; no event may carry them.
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _depth_exceeds(value: object, limit: int) -> bool:
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return False
+    """Decode a webhook body into the root node (see ``load_json`` for what is refused)."""
+    return JsonNode(cast(JsonValue, load_json(body)), "")
 
 
 class JsonNode:
