@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from events.envelope import Envelope
 from events.types import DeliveryStatusUpdated, InboxMessageReceived
+from events.types.common import Provider
 from ingress import problems
 from ingress.append import SEQ_MARKER, AppendRequest, InboundAppender
 from ingress.channels.base import (
@@ -163,6 +164,31 @@ def _trace_headers(request: web.Request) -> tuple[str, str | None]:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01", None
 
 
+def inbox_payload(
+    item: InboundMessage,
+    *,
+    channel_id: str,
+    provider: Provider,
+    received_at: datetime,
+    seq: int = SEQ_MARKER,
+) -> InboxMessageReceived:
+    """The ``inbox.message.received`` payload of a normalized message.
+
+    ``seq`` stays the marker the append script replaces with the conversation's next number.
+    """
+    return InboxMessageReceived(
+        channel_id=channel_id,
+        provider=provider,
+        provider_message_id=item.provider_message_id,
+        seq=seq,
+        contact=item.contact,
+        message=item.message,
+        reply_to=item.reply_to,
+        provider_timestamp=item.provider_timestamp,
+        received_at=received_at,
+    )
+
+
 def _event(
     channel: IngressChannel,
     item: Inbound,
@@ -173,16 +199,8 @@ def _event(
     key = item.conversation_key or "-"
     payload: InboxMessageReceived | DeliveryStatusUpdated
     if isinstance(item, InboundMessage):
-        payload = InboxMessageReceived(
-            channel_id=config.id,
-            provider=config.provider,
-            provider_message_id=item.provider_message_id,
-            seq=SEQ_MARKER,
-            contact=item.contact,
-            message=item.message,
-            reply_to=item.reply_to,
-            provider_timestamp=item.provider_timestamp,
-            received_at=received_at,
+        payload = inbox_payload(
+            item, channel_id=config.id, provider=config.provider, received_at=received_at
         )
     else:
         payload = DeliveryStatusUpdated(

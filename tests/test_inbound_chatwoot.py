@@ -35,6 +35,8 @@ from ingress.channels.base import (
     WebhookRequest,
 )
 from ingress.channels.chatwoot_inbound import ChatwootInbound
+from ingress.webhooks import inbox_payload
+from tests.inbound_support import parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chatwoot"
 SECRET = "cw-4f0e9b2d71c84a6e"
@@ -86,17 +88,7 @@ def parse(name: str, delivery: str | None = None) -> list[InboundMessage]:
 
 def as_event(item: InboundMessage) -> InboxMessageReceived:
     """The event the ingress would append from the item: proves it fits the contract."""
-    return InboxMessageReceived(
-        channel_id="cw-main",
-        provider="chatwoot",
-        provider_message_id=item.provider_message_id,
-        seq=1,
-        contact=item.contact,
-        message=item.message,
-        reply_to=item.reply_to,
-        provider_timestamp=item.provider_timestamp,
-        received_at=NOW,
-    )
+    return inbox_payload(item, channel_id="cw-main", provider="chatwoot", received_at=NOW)
 
 
 def body_of(document: object) -> bytes:
@@ -421,10 +413,7 @@ def _mutated(document: Any, rng: random.Random) -> Any:
 
 def _attempt(body: bytes) -> list[Inbound] | PayloadInvalid:
     """Parse, returning the refusal instead of raising it; anything else propagates."""
-    try:
-        return ADAPTER.parse(webhook(body))
-    except PayloadInvalid as refused:
-        return refused
+    return parse_or_refusal(ADAPTER, webhook(body))
 
 
 def test_mutated_webhooks_only_ever_raise_payload_invalid() -> None:

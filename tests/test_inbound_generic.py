@@ -42,6 +42,8 @@ from ingress.channels.base import (
     WebhookRequest,
 )
 from ingress.channels.generic_inbound import GenericInbound
+from ingress.webhooks import inbox_payload
+from tests.inbound_support import parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "generic"
 SECRET = "gen-2c9d7e41b0a3"
@@ -90,17 +92,7 @@ def messages() -> list[InboundMessage]:
 
 def as_event(item: InboundMessage) -> InboxMessageReceived:
     """The event the ingress would append from the item: proves it fits the contract."""
-    return InboxMessageReceived(
-        channel_id="app-main",
-        provider="generic",
-        provider_message_id=item.provider_message_id,
-        seq=1,
-        contact=item.contact,
-        message=item.message,
-        reply_to=item.reply_to,
-        provider_timestamp=item.provider_timestamp,
-        received_at=NOW,
-    )
+    return inbox_payload(item, channel_id="app-main", provider="generic", received_at=NOW)
 
 
 def single(message: dict[str, Any]) -> bytes:
@@ -368,10 +360,7 @@ def _mutated(document: Any, rng: random.Random) -> Any:
 
 def _attempt(body: bytes) -> list[Inbound] | PayloadInvalid:
     """Parse, returning the refusal instead of raising it; anything else propagates."""
-    try:
-        return ADAPTER.parse(webhook(body))
-    except PayloadInvalid as refused:
-        return refused
+    return parse_or_refusal(ADAPTER, webhook(body))
 
 
 def test_mutated_bodies_only_ever_raise_payload_invalid() -> None:

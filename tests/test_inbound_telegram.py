@@ -37,6 +37,8 @@ from ingress.channels.base import (
     WebhookRequest,
 )
 from ingress.channels.telegram_inbound import TelegramInbound
+from ingress.webhooks import inbox_payload
+from tests.inbound_support import parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
 SECRET = "tg-hook_5b1e0c7d9a"
@@ -75,16 +77,8 @@ def only(name: str) -> InboundMessage:
 
 def as_event(item: InboundMessage) -> InboxMessageReceived:
     """The event the ingress would append from the item: proves it fits the contract."""
-    return InboxMessageReceived(
-        channel_id="tg-main",
-        provider="telegram",
-        provider_message_id=item.provider_message_id,
-        seq=1,
-        contact=item.contact,
-        message=item.message,
-        reply_to=item.reply_to,
-        provider_timestamp=item.provider_timestamp,
-        received_at=datetime.now(UTC),
+    return inbox_payload(
+        item, channel_id="tg-main", provider="telegram", received_at=datetime.now(UTC)
     )
 
 
@@ -454,10 +448,7 @@ def _mutated(document: Any, rng: random.Random) -> Any:
 
 def _attempt(body: bytes) -> list[Inbound] | PayloadInvalid:
     """Parse, returning the refusal instead of raising it; anything else propagates."""
-    try:
-        return ADAPTER.parse(webhook(body))
-    except PayloadInvalid as refused:
-        return refused
+    return parse_or_refusal(ADAPTER, webhook(body))
 
 
 def test_mutated_updates_only_ever_raise_payload_invalid() -> None:

@@ -35,6 +35,8 @@ from ingress.channels.base import (
     WebhookRequest,
 )
 from ingress.channels.twilio_inbound import TwilioInbound
+from ingress.webhooks import inbox_payload
+from tests.inbound_support import parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "twilio"
 AUTH_TOKEN = "12345678901234567890123456789012"
@@ -92,17 +94,9 @@ def value(form: Form, name: str) -> str:
 
 
 def as_event(item: InboundMessage) -> InboxMessageReceived:
-    """The event the ingress would append: proves the item fits the contract."""
-    return InboxMessageReceived(
-        channel_id="tw-main",
-        provider="twilio",
-        provider_message_id=item.provider_message_id,
-        seq=1,
-        contact=item.contact,
-        message=item.message,
-        reply_to=item.reply_to,
-        provider_timestamp=item.provider_timestamp,
-        received_at=datetime.now(UTC),
+    """The event the ingress would append from the item: proves it fits the contract."""
+    return inbox_payload(
+        item, channel_id="tw-main", provider="twilio", received_at=datetime.now(UTC)
     )
 
 
@@ -400,10 +394,7 @@ _NAMES = [
 
 def attempt(form: Form) -> list[Inbound] | PayloadInvalid:
     """Parse, returning the refusal instead of raising it; anything else propagates."""
-    try:
-        return ADAPTER.parse(webhook(form))
-    except PayloadInvalid as refused:
-        return refused
+    return parse_or_refusal(ADAPTER, webhook(form))
 
 
 def test_parse_raises_nothing_but_payload_invalid_on_mutated_forms() -> None:

@@ -38,6 +38,8 @@ from ingress.channels.base import (
     WebhookRequest,
 )
 from ingress.channels.whatsapp_inbound import WhatsAppInbound, verify_subscription
+from ingress.webhooks import inbox_payload
+from tests.inbound_support import parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 APP_SECRET = "9f2c4e1ab7d35e8c0a6b1f4d2e7c9a30"
@@ -83,17 +85,9 @@ def parse_json(document: Any) -> list[Inbound]:
 
 
 def as_event(item: InboundMessage) -> InboxMessageReceived:
-    """The event the ingress would append: proves the item fits the contract."""
-    return InboxMessageReceived(
-        channel_id="wa-main",
-        provider="whatsapp",
-        provider_message_id=item.provider_message_id,
-        seq=1,
-        contact=item.contact,
-        message=item.message,
-        reply_to=item.reply_to,
-        provider_timestamp=item.provider_timestamp,
-        received_at=datetime.now(UTC),
+    """The event the ingress would append from the item: proves it fits the contract."""
+    return inbox_payload(
+        item, channel_id="wa-main", provider="whatsapp", received_at=datetime.now(UTC)
     )
 
 
@@ -513,10 +507,7 @@ def _mutate(document: Any, rng: random.Random) -> Any:
 
 def attempt(body: bytes) -> list[Inbound] | PayloadInvalid:
     """Parse, returning the refusal instead of raising it; anything else propagates."""
-    try:
-        return ADAPTER.parse(webhook(body))
-    except PayloadInvalid as refused:
-        return refused
+    return parse_or_refusal(ADAPTER, webhook(body))
 
 
 def test_parse_raises_nothing_but_payload_invalid_on_mutated_fixtures() -> None:
