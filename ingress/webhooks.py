@@ -6,7 +6,7 @@ import math
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -45,16 +45,15 @@ class IngressChannel:
     tenant_id: str
     config: Channel
     adapter: InboundAdapter
+    rate_limit: RateLimitItem = field(init=False)  # parsed once, used on every webhook
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate_limit", parse_rate_limit(self.config.rate_limit))
 
     @property
     def content_type(self) -> str:
         """What its provider sends."""
         return _FORM if self.config.provider == "twilio" else _JSON
-
-    @property
-    def rate_limit(self) -> RateLimitItem:
-        """Its webhook budget, parsed."""
-        return parse_rate_limit(self.config.rate_limit)
 
 
 class WebhookEndpoint:
