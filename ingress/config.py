@@ -14,13 +14,12 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
-    SecretStr,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from events.types.common import ChannelId
+from libs.env_secret import EnvSecret
 
 MiB = 1024 * 1024
 WHATSAPP_MAX_BODY_BYTES = 3 * 1000 * 1000  # what Meta documents as its largest webhook
@@ -28,26 +27,6 @@ WHATSAPP_MAX_BODY_BYTES = 3 * 1000 * 1000  # what Meta documents as its largest 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EnvSecret(_Strict):
-    """A secret read from the environment variable ``env`` when the config is loaded."""
-
-    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    value: SecretStr = SecretStr("")
-
-    @model_validator(mode="after")
-    def _resolve(self, info: ValidationInfo) -> Self:
-        environment = (info.context or {}).get("env", {})
-        resolved = environment.get(self.env)
-        if not resolved:
-            raise ValueError(f"environment variable {self.env} is not set")
-        object.__setattr__(self, "value", SecretStr(resolved))
-        return self
-
-    def reveal(self) -> str:
-        """The secret itself (for adapters; never log it)."""
-        return self.value.get_secret_value()
 
 
 class ChannelBase(_Strict):

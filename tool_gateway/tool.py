@@ -8,7 +8,7 @@ breakers and dry runs; the tool only does its job for ``context.tenant_id``.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -50,6 +50,10 @@ class KnowledgeSearch(Protocol):
     ) -> list[KnowledgeHit]: ...
 
 
+Embed = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
+"""Embeds texts with the deployment's embedding provider (for vector search in tools)."""
+
+
 @dataclass(frozen=True, slots=True)
 class KnowledgeHit:
     """One chunk of the knowledge base that matches a query."""
@@ -75,6 +79,7 @@ class ToolServices:
     postgres: asyncpg.Pool | None = None
     http: aiohttp.ClientSession | None = None
     knowledge: KnowledgeSearch | None = None
+    embed: Embed | None = None
     settings: Any = None
 
 
