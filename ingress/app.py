@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
 
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from ingress.config import WHATSAPP_MAX_BODY_BYTES
+from ingress.openapi import OPENAPI_PATH, serve_openapi
 from ingress.webhooks import WebhookEndpoint
 from libs.health import ReadinessCheck, add_health_routes
 from libs.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@functools.lru_cache(maxsize=512)
+def _request_counter(route: str, method: str, status: int) -> Counter:
+    # Resolving a labelled child takes a lock and a dict lookup per call; routes, methods and
+    # statuses form a small set, so each child is resolved once (bounded against odd methods).
+    return HTTP_REQUESTS.labels(route, method, str(status))
+
+
+@functools.lru_cache(maxsize=512)
+def _request_timer(route: str, method: str) -> Histogram:
+    return HTTP_REQUEST_DURATION.labels(route, method)
 
 
 @web.middleware
@@ -30,8 +45,8 @@ async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResp
     else:
         status = response.status
     finally:
-        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
-        HTTP_REQUEST_DURATION.labels(route, request.method).observe(perf_counter() - started)
+        _request_counter(route, request.method, status).inc()
+        _request_timer(route, request.method).observe(perf_counter() - started)
     return response
 
 
@@ -41,7 +56,7 @@ def ingress_app(
     *,
     handshakes: Mapping[str, Handler] | None = None,
 ) -> web.Application:
-    """The webhook routes of every channel, plus ``/health*`` and ``/metrics``.
+    """The webhook routes of every channel, ``/health*``, ``/metrics`` and ``/openapi.json``.
 
     ``handshakes`` maps a provider to its GET verification handler (Meta's ``hub.challenge``).
     """
@@ -51,4 +66,5 @@ def ingress_app(
     for provider, handshake in (handshakes or {}).items():
         app.router.add_get(f"/webhooks/{provider}/{{channel_id}}", handshake)
     add_health_routes(app, checks)
+    app.router.add_get(OPENAPI_PATH, serve_openapi)
     return app

@@ -1,18 +1,24 @@
-"""Claim, number and append an inbound event in one atomic step.
+"""Claim, number and append inbound events, each in one atomic step.
 
-One Lua script on the conversation's partition slot claims the dedup key (with a TTL),
+A Lua script on the conversation's partition slot claims the dedup key (with a TTL),
 increments the conversation's ``seq`` for messages, and appends the event: a duplicate webhook
 appends nothing, and no crash between steps can leave a claim without its event or a ``seq``
 without its message. The envelope is serialized once with a marker where ``seq`` goes; the
 script splices the number in, so Redis never parses JSON.
+
+Every key of a conversation carries its partition's hash tag, so one script call can append
+all the events of a batch that fall in the same partition: a batch costs one call per
+partition, not one per event, and stays valid on Redis Cluster.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from events.envelope import Envelope
 from events.partitions import partition_for
@@ -23,19 +29,36 @@ from libs.keys import KeySpace
 SEQ_MARKER = 4_611_686_018_427_387_903
 _MARKER_JSON = f'"seq":{SEQ_MARKER}'.encode()
 
+# KEYS: per event, its dedup key, sequence key and stream (one partition's slot).
+# ARGV[1]: MAXLEN of the streams; then per event: dedup TTL, type, version, head, tail (empty
+# tail: not numbered). Replies three values per event: 1, entry id, seq (or '') when
+# appended; 0, the original entry id, '' when the dedup key was already claimed.
 _APPEND = """
-if not redis.call('SET', KEYS[1], ARGV[7], 'NX', 'EX', ARGV[1]) then
-  return {0, redis.call('GET', KEYS[1]) or ''}
+local replies = {}
+for i = 0, #KEYS / 3 - 1 do
+  local dedup, sequence, stream = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local a = 1 + 5 * i
+  if not redis.call('SET', dedup, 'claimed', 'NX', 'EX', ARGV[a + 1]) then
+    replies[#replies + 1] = 0
+    replies[#replies + 1] = redis.call('GET', dedup) or ''
+    replies[#replies + 1] = ''
+  else
+    local envelope, seq = ARGV[a + 4], ''
+    if ARGV[a + 5] ~= '' then
+      seq = redis.call('INCR', sequence)
+      envelope = envelope .. seq .. ARGV[a + 5]
+    end
+    local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*',
+      'type', ARGV[a + 2], 'version', ARGV[a + 3], 'envelope', envelope)
+    redis.call('SET', dedup, id, 'XX', 'KEEPTTL')
+    replies[#replies + 1] = 1
+    replies[#replies + 1] = id
+    replies[#replies + 1] = seq
+  end
 end
-local seq = ''
-if ARGV[6] ~= '' then seq = redis.call('INCR', KEYS[2]) end
-local envelope = ARGV[5]
-if ARGV[6] ~= '' then envelope = ARGV[5] .. seq .. ARGV[6] end
-local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
-  'type', ARGV[3], 'version', ARGV[4], 'envelope', envelope)
-redis.call('SET', KEYS[1], id, 'XX', 'KEEPTTL')
-return {1, id, seq}
+return replies
 """
+_APPEND_SHA = hashlib.sha1(_APPEND.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +79,15 @@ class Appended:
     duplicate: bool
     entry_id: str
     seq: int | None
+
+
+@dataclass(slots=True)
+class _PartitionCall:
+    """The events of a batch that fall in one partition, and where their results go."""
+
+    positions: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    args: list[bytes | str | int] = field(default_factory=list)
 
 
 class InboundAppender:
@@ -81,72 +113,82 @@ class InboundAppender:
         self._partitions = partitions
         self._maxlen = maxlen
         self._dedup_ttl_s = dedup_ttl_s
-        self._script = redis.register_script(_APPEND)
-
-    def arguments(
-        self,
-        envelope: Envelope[Any],
-        dedup_scope: str,
-        dedup_key: str,
-        *,
-        numbered: bool,
-        dedup_ttl_s: int | None = None,
-    ) -> tuple[list[str], list[bytes | str | int]]:
-        """The script's keys and arguments for ``envelope`` (exposed for pipelining)."""
-        partition = partition_for(envelope.tenant_id, envelope.conversation_id, self._partitions)
-        keys = [
-            self._keys.dedup(dedup_scope, partition, dedup_key),
-            self._keys.sequence(partition, envelope.tenant_id, envelope.conversation_id),
-            self._keys.stream(envelope.stream, partition),
-        ]
-        data = encode(envelope)
-        head, tail = data, b""
-        if numbered:
-            head, marker, tail = data.partition(_MARKER_JSON)
-            if not marker:
-                raise ValueError(f"{envelope.type} has no seq marker to number")
-            head += b'"seq":'
-        args: list[bytes | str | int] = [
-            dedup_ttl_s or self._dedup_ttl_s,
-            self._maxlen,
-            envelope.type,
-            envelope.version,
-            head,
-            tail,
-            "claimed",
-        ]
-        return keys, args
 
     async def append(
         self, envelope: Envelope[Any], dedup_scope: str, dedup_key: str, *, numbered: bool
     ) -> Appended:
         """Append ``envelope`` unless ``dedup_key`` was seen within the dedup TTL."""
-        keys, args = self.arguments(envelope, dedup_scope, dedup_key, numbered=numbered)
-        return parse_reply(await self._script(keys=keys, args=args))
+        request = AppendRequest(envelope, dedup_scope, dedup_key, numbered=numbered)
+        return (await self.append_many([request]))[0]
 
     async def append_many(self, items: list[AppendRequest]) -> list[Appended]:
-        """Append several events in one pipelined round trip (each still atomic on its own)."""
-        if not items:
+        """Append several events in one round trip: one script call per partition.
+
+        The script is called by its SHA; only when Redis answers NOSCRIPT (first use, or after
+        a restart or SCRIPT FLUSH) is it loaded and the refused calls sent again. A refused
+        call ran nothing, so sending it again cannot append twice.
+        """
+        calls = self._calls(items)
+        replies = await self._evalsha(calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self._redis.script_load(_APPEND)
+            retried = await self._evalsha([calls[i] for i in missing])
+            for index, reply in zip(missing, retried, strict=True):
+                replies[index] = reply
+        results: list[Appended | None] = [None] * len(items)
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            for n, position in enumerate(call.positions):
+                results[position] = parse_reply(reply[3 * n : 3 * n + 3])
+        return [result for result in results if result is not None]
+
+    def _calls(self, items: list[AppendRequest]) -> list[_PartitionCall]:
+        by_partition: dict[int, _PartitionCall] = {}
+        for position, item in enumerate(items):
+            envelope = item.envelope
+            partition = partition_for(
+                envelope.tenant_id, envelope.conversation_id, self._partitions
+            )
+            call = by_partition.get(partition)
+            if call is None:
+                call = by_partition[partition] = _PartitionCall(args=[self._maxlen])
+            call.positions.append(position)
+            call.keys += (
+                self._keys.dedup(item.dedup_scope, partition, item.dedup_key),
+                self._keys.sequence(partition, envelope.tenant_id, envelope.conversation_id),
+                self._keys.stream(envelope.stream, partition),
+            )
+            head, tail = _split_at_seq(envelope, numbered=item.numbered)
+            ttl = item.dedup_ttl_s or self._dedup_ttl_s
+            call.args += (ttl, envelope.type, envelope.version, head, tail)
+        return list(by_partition.values())
+
+    async def _evalsha(self, calls: list[_PartitionCall]) -> list[Any]:
+        if not calls:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for item in items:
-                keys, args = self.arguments(
-                    item.envelope,
-                    item.dedup_scope,
-                    item.dedup_key,
-                    numbered=item.numbered,
-                    dedup_ttl_s=item.dedup_ttl_s,
-                )
-                await self._script(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
-        return [parse_reply(reply) for reply in replies]
+            for call in calls:
+                pipe.execute_command("EVALSHA", _APPEND_SHA, len(call.keys), *call.keys, *call.args)
+            return list(await pipe.execute(raise_on_error=False))
+
+
+def _split_at_seq(envelope: Envelope[Any], *, numbered: bool) -> tuple[bytes, bytes]:
+    """The serialized envelope cut where ``seq`` goes (head ends with ``"seq":``)."""
+    data = encode(envelope)
+    if not numbered:
+        return data, b""
+    head, marker, tail = data.partition(_MARKER_JSON)
+    if not marker:
+        raise ValueError(f"{envelope.type} has no seq marker to number")
+    return head + b'"seq":', tail
 
 
 def parse_reply(reply: list[Any]) -> Appended:
-    """Turn the script's reply into an ``Appended``."""
-    if int(reply[0]) == 0:
-        original = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
-        return Appended(duplicate=True, entry_id=original, seq=None)
+    """Turn one event's three reply values into an ``Appended``."""
     entry_id = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+    if int(reply[0]) == 0:
+        return Appended(duplicate=True, entry_id=entry_id, seq=None)
     seq = int(reply[2]) if reply[2] not in (b"", "", None) else None
     return Appended(duplicate=False, entry_id=entry_id, seq=seq)

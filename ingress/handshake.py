@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from ingress import problems
+from ingress.channel import IngressChannel
 from ingress.channels.base import PayloadInvalid, SignatureInvalid
 from ingress.channels.whatsapp_inbound import verify_subscription
 from ingress.config import WhatsAppChannel
-from ingress.webhooks import IngressChannel
 
 
 def whatsapp_handshake(

@@ -6,14 +6,11 @@ import math
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import structlog
 from aiohttp import web
-from limits import RateLimitItem
-from limits import parse as parse_rate_limit
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
@@ -22,38 +19,18 @@ from events.types import DeliveryStatusUpdated, InboxMessageReceived
 from events.types.common import Provider
 from ingress import problems
 from ingress.append import SEQ_MARKER, AppendRequest, InboundAppender
+from ingress.channel import FORM, IngressChannel
 from ingress.channels.base import (
     Inbound,
-    InboundAdapter,
     InboundMessage,
     PayloadInvalid,
     SignatureInvalid,
     WebhookRequest,
 )
-from ingress.config import Channel
+from ingress.intake import WebhookIntake
 from libs.observability.tracing import current_trace_headers
 
 _log = structlog.get_logger("atende.ingress")
-_FORM = "application/x-www-form-urlencoded"
-_JSON = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class IngressChannel:
-    """A configured channel, ready to take webhooks."""
-
-    tenant_id: str
-    config: Channel
-    adapter: InboundAdapter
-    rate_limit: RateLimitItem = field(init=False)  # parsed once, used on every webhook
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rate_limit", parse_rate_limit(self.config.rate_limit))
-
-    @property
-    def content_type(self) -> str:
-        """What its provider sends."""
-        return _FORM if self.config.provider == "twilio" else _JSON
 
 
 class WebhookEndpoint:
@@ -66,8 +43,8 @@ class WebhookEndpoint:
         limiter: MovingWindowRateLimiter,
     ) -> None:
         self._channels = channels
-        self._appender = appender
         self._limiter = limiter
+        self._intake = WebhookIntake(appender, limiter)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one webhook; see ``ingress.problems`` for every refusal."""
@@ -83,11 +60,6 @@ class WebhookEndpoint:
         body = await request.content.read(limit + 1)
         if len(body) > limit:
             return problems.body_too_large(limit)
-        try:
-            if not await self._limiter.hit(channel.rate_limit, channel_id):
-                return problems.rate_limited(await self._retry_after_s(channel))
-        except (RedisError, OSError) as exc:
-            return problems.unavailable(f"cannot reach Redis to count this webhook: {exc}")
         return await self._accept(request, channel, body)
 
     async def _accept(
@@ -106,8 +78,12 @@ class WebhookEndpoint:
             return problems.problem(400, "invalid_payload", "the body is nested too deeply")
         traceparent = _trace_headers(request)
         batch = [_event(channel, item, webhook.received_at, traceparent) for item in items]
+        # Counted against the channel's rate limit only once genuine: forgeries are refused
+        # above and cannot spend the budget of the channel they impersonate.
         try:
-            results = await self._appender.append_many(batch)
+            results = await self._intake.submit(channel, batch)
+            if results is None:
+                return problems.rate_limited(await self._retry_after_s(channel))
         except (RedisError, OSError) as exc:
             return problems.unavailable(f"the webhook could not be stored: {exc}")
         accepted = sum(not result.duplicate for result in results)
@@ -135,7 +111,7 @@ def _webhook_request(request: web.Request, channel: IngressChannel, body: bytes)
     if request.query_string and "?" not in public_url:
         public_url += f"?{request.query_string}"
     form: list[tuple[str, str]] = []
-    if channel.content_type == _FORM:
+    if channel.content_type == FORM:
         try:
             form = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
         except (UnicodeDecodeError, ValueError):

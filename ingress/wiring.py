@@ -11,6 +11,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from ingress.app import ingress_app
 from ingress.append import InboundAppender
+from ingress.channel import IngressChannel
 from ingress.channels.base import InboundAdapter
 from ingress.channels.chatwoot_inbound import ChatwootInbound
 from ingress.channels.generic_inbound import GenericInbound
@@ -27,7 +28,7 @@ from ingress.config import (
     WhatsAppChannel,
 )
 from ingress.handshake import whatsapp_handshake
-from ingress.webhooks import IngressChannel, WebhookEndpoint
+from ingress.webhooks import WebhookEndpoint
 from libs.health import ReadinessCheck
 from libs.keys import KeySpace
 

@@ -104,3 +104,35 @@ async def test_each_append_may_carry_its_own_dedup_ttl(
     ttl = await redis.ttl(keys.dedup("sms", partition, "k"))
     assert not result.duplicate
     assert 0 < ttl <= 90
+
+
+async def test_a_batch_across_partitions_answers_in_order_and_dedups_within_itself(
+    redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    conversations = [f"wa-main:55119{n:08d}" for n in range(12)]
+    batch = [
+        AppendRequest(inbound(f"wamid.{n}", c), "wa-main", f"wamid.{n}", numbered=True)
+        for n, c in enumerate(conversations)
+    ]
+    batch.append(AppendRequest(inbound("wamid.3", conversations[3]), "wa-main", "wamid.3", True))
+    partitions = {partition_for("acme", c, PARTITIONS) for c in conversations}
+    assert len(partitions) > 1, "the batch must span partitions"
+
+    results = await appender(redis, keys).append_many(batch)
+
+    assert [r.duplicate for r in results] == [False] * 12 + [True]
+    assert results[-1].entry_id == results[3].entry_id
+    for request, result in zip(batch[:12], results, strict=False):
+        in_partition = await stored(redis, keys, request.envelope)
+        [event] = [e for e in in_partition if e.conversation_id == request.envelope.conversation_id]
+        assert event.payload.provider_message_id == request.dedup_key
+        assert event.payload.seq == result.seq == 1
+
+
+async def test_appends_survive_a_script_cache_flush(redis: aioredis.Redis, keys: KeySpace) -> None:
+    append = appender(redis, keys)
+    first = await append.append(inbound("wamid.F1"), "wa-main", "wamid.F1", numbered=True)
+    await redis.script_flush()
+    second = await append.append(inbound("wamid.F2"), "wa-main", "wamid.F2", numbered=True)
+    assert (first.seq, second.seq) == (1, 2)
+    assert len(await stored(redis, keys, inbound("wamid.F2"))) == 2

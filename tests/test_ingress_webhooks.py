@@ -20,10 +20,11 @@ from events.partitions import partition_for
 from events.streams import INBOX_MESSAGE_RECEIVED
 from ingress.app import ingress_app
 from ingress.append import InboundAppender
+from ingress.channel import IngressChannel
 from ingress.channels.whatsapp_inbound import WhatsAppInbound
 from ingress.config import ChannelsConfig, WhatsAppChannel
 from ingress.handshake import whatsapp_handshake
-from ingress.webhooks import IngressChannel, WebhookEndpoint
+from ingress.webhooks import WebhookEndpoint
 from libs.keys import KeySpace
 from libs.streams.codec import decode_entry
 from tests.streams_support import entries

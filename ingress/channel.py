@@ -1,0 +1,32 @@
+"""A configured channel as the ingress holds it: tenant, config, adapter, parsed rate limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem
+from limits import parse as parse_rate_limit
+
+from ingress.channels.base import InboundAdapter
+from ingress.config import Channel
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class IngressChannel:
+    """A configured channel, ready to take webhooks."""
+
+    tenant_id: str
+    config: Channel
+    adapter: InboundAdapter
+    rate_limit: RateLimitItem = field(init=False)  # parsed once, used on every webhook
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate_limit", parse_rate_limit(self.config.rate_limit))
+
+    @property
+    def content_type(self) -> str:
+        """What its provider sends."""
+        return FORM if self.config.provider == "twilio" else JSON
