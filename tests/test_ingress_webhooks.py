@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -255,6 +256,24 @@ async def test_a_channel_over_its_rate_limit_gets_429_with_retry_after(
         assert retry_after is not None
         assert 1 <= int(retry_after) <= 60
     assert len(await inbox(redis, keys)) == 2
+
+
+async def test_concurrent_webhooks_near_the_limit_fill_it_exactly(
+    redis_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    async for base_url in serve(redis_url, redis, keys, config(rate_limit="3/minute")):
+        async with ClientSession() as http:
+
+            async def send(n: int, url: str = base_url + URL) -> int:
+                body = webhook(f"wamid.burst{n}")
+                async with http.post(url, data=body, headers=signed(body)) as answer:
+                    return answer.status
+
+            codes = await asyncio.gather(*(send(n) for n in range(8)))
+        assert sorted(codes) == [200] * 3 + [429] * 5
+    events = await inbox(redis, keys)
+    assert len(events) == 3
+    assert sorted(event.payload.seq for event in events) == [1, 2, 3]
 
 
 async def test_redis_unreachable_answers_503_so_the_provider_retries(
