@@ -1,0 +1,400 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 description of every route the ingress serves.
+
+The document is built once, from the code's own definitions where they exist: the provider
+and channel id types of the event contract, the generic channel's pydantic model, and the
+header names each adapter checks, so renaming one of them changes the document too. Provider
+payloads that the adapters read field by field are described by hand, open to the fields
+providers keep adding; the ingress's own answers are closed, so an undocumented field in a
+response is caught by the schema conformance test.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from pydantic import TypeAdapter
+
+from events.types.common import ChannelId, Provider
+from ingress.channels import (
+    chatwoot_inbound,
+    generic_inbound,
+    telegram_inbound,
+    twilio_inbound,
+    whatsapp_inbound,
+)
+from ingress.channels._generic_model import GenericWebhook
+
+OPENAPI_PATH = "/openapi.json"
+
+Schema = dict[str, Any]
+
+_JSON = "application/json"
+_FORM = "application/x-www-form-urlencoded"
+_TEXT = "text/plain"
+_SCHEMAS = "#/components/schemas/"
+
+
+def _ref(name: str) -> Schema:
+    """A reference to the component schema ``name``."""
+    return {"$ref": _SCHEMAS + name}
+
+
+def _closed(properties: dict[str, Schema], *required: str, description: str = "") -> Schema:
+    """An object with exactly ``properties``: the shape of an answer the ingress writes."""
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _open(properties: dict[str, Schema], *required: str) -> Schema:
+    """An object with at least ``required``: a provider's payload, which gains fields over time."""
+    return {"type": "object", "properties": properties, "required": list(required)}
+
+
+def _list(item: Schema) -> Schema:
+    return {"type": "array", "items": item}
+
+
+# The main fields of each provider's documented payload: what the adapters read. Laid out by
+# hand, one object per line where it fits, since the formatter's one-field-a-line would triple
+# the length of what is a table.
+# fmt: off
+_STR: Schema = {"type": "string"}
+_INT: Schema = {"type": "integer"}
+_BOOL: Schema = {"type": "boolean"}
+_OBJECT: Schema = {"type": "object"}
+_STR_OR_NULL: Schema = {"type": ["string", "null"]}
+
+_WHATSAPP_MESSAGE = _open(
+    {"from": _STR, "id": _STR, "timestamp": _STR, "type": _STR,
+     "text": _open({"body": _STR}, "body"), "context": _open({"id": _STR})},
+    "from", "id", "type")
+_WHATSAPP_STATUS = _open(
+    {"id": _STR, "status": _STR, "timestamp": _STR, "recipient_id": _STR,
+     "errors": _list(_open({"code": {"type": ["integer", "string"]}, "title": _STR}))},
+    "id", "status")
+_WHATSAPP_VALUE = _open(
+    {"messaging_product": _STR,
+     "metadata": _open({"display_phone_number": _STR, "phone_number_id": _STR}),
+     "contacts": _list(_open({"wa_id": _STR, "profile": _open({"name": _STR})})),
+     "messages": _list(_WHATSAPP_MESSAGE), "statuses": _list(_WHATSAPP_STATUS)})
+_WHATSAPP_CHANGE = _open({"field": _STR, "value": _WHATSAPP_VALUE}, "field", "value")
+
+_TELEGRAM_USER = _open(
+    {"id": _INT, "is_bot": _BOOL, "first_name": _STR, "last_name": _STR, "username": _STR},
+    "id", "first_name")
+_TELEGRAM_CHAT = _open({"id": _INT, "type": _STR, "title": _STR, "username": _STR}, "id", "type")
+_TELEGRAM_MESSAGE = _open(
+    {"message_id": _INT, "date": _INT, "chat": _TELEGRAM_CHAT, "from": _TELEGRAM_USER,
+     "text": _STR, "caption": _STR, "reply_to_message": _OBJECT},
+    "message_id", "date", "chat")
+_TELEGRAM_CALLBACK = _open(
+    {"id": _STR, "from": _TELEGRAM_USER, "data": _STR, "message": _OBJECT}, "id", "from")
+_TELEGRAM_REACTION = _open(
+    {"chat": _TELEGRAM_CHAT, "message_id": _INT, "date": _INT,
+     "new_reaction": _list(_OBJECT), "old_reaction": _list(_OBJECT)},
+    "chat", "message_id")
+
+_CHATWOOT_EVENT = _open(
+    {"event": {"type": "string", "examples": ["message_created"]}, "id": _INT,
+     "content": _STR_OR_NULL, "content_type": _STR, "private": _BOOL,
+     "message_type": {"type": ["string", "integer"], "description": "incoming (0): a contact."},
+     "created_at": {"type": ["string", "integer"], "description": "ISO 8601 or Unix seconds."},
+     "sender": _open({"id": _INT, "name": _STR, "phone_number": _STR_OR_NULL, "type": _STR}),
+     "conversation": _open({"id": _INT, "display_id": _INT}),
+     "content_attributes": _OBJECT,
+     "attachments": _list(_open({"file_type": _STR, "data_url": _STR}))},
+    "event")
+
+_TWILIO_FIELDS = (
+    "MessageSid", "AccountSid", "From", "To", "Body", "NumMedia", "MediaUrl0",
+    "MediaContentType0", "ProfileName", "WaId", "Latitude", "Longitude", "ButtonPayload",
+    "ButtonText", "ListId", "ListTitle", "OriginalRepliedMessageSid", "MessageStatus",
+    "ErrorCode", "ErrorMessage",
+)
+# fmt: on
+
+_JSON_BODIES: dict[str, Schema] = {
+    "WhatsAppWebhook": _open(
+        {
+            "object": {"const": whatsapp_inbound.WEBHOOK_OBJECT},
+            "entry": _list(_open({"id": _STR, "changes": _list(_WHATSAPP_CHANGE)}, "changes")),
+        },
+        "object",
+        "entry",
+    ),
+    "TelegramUpdate": _open(
+        {
+            "update_id": _INT,
+            "message": _TELEGRAM_MESSAGE,
+            "edited_message": _TELEGRAM_MESSAGE,
+            "channel_post": _TELEGRAM_MESSAGE,
+            "callback_query": _TELEGRAM_CALLBACK,
+            "message_reaction": _TELEGRAM_REACTION,
+        },
+        "update_id",
+    ),
+    "ChatwootEvent": _CHATWOOT_EVENT,
+}
+_PROVIDER_BODIES: dict[str, Schema] = {
+    **_JSON_BODIES,
+    "TwilioForm": {
+        "type": "object",
+        "properties": dict.fromkeys(_TWILIO_FIELDS, _STR),
+        "required": ["MessageSid", "AccountSid", "From", "To"],
+        # Twilio adds fields by channel and feature; each is one string.
+        "additionalProperties": _STR,
+    },
+}
+
+_COUNT = {"type": "integer", "minimum": 0}
+_SECONDS = {"type": "integer", "minimum": 1}
+_READY = {"enum": ["ok", "unavailable"]}
+_CHECKS = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "Each check's result: 'ok', or what is wrong.",
+}
+
+_ANSWERS: dict[str, Schema] = {
+    "Problem": _closed(
+        {
+            "error": {"type": "string", "description": "A stable code, e.g. signature_invalid."},
+            "detail": {"type": "string", "description": "A sentence saying what was wrong."},
+            "check": {"type": "string", "description": "The header or rule that failed."},
+            "field": {"type": "string", "description": "Dotted path of the invalid field."},
+            "limit_bytes": {**_SECONDS, "description": "The channel's body limit."},
+            "retry_after_s": {**_SECONDS, "description": "Seconds to wait; as Retry-After."},
+        },
+        "error",
+        "detail",
+        description="A refusal: 4xx means do not retry this request, 503 means retry later.",
+    ),
+    "Accepted": _closed(
+        {"status": {"const": "accepted"}, "events": _COUNT, "duplicates": _COUNT},
+        "status",
+        "events",
+        "duplicates",
+        description="Stored: ``events`` new events, ``duplicates`` repeats of earlier ones.",
+    ),
+    "Duplicate": _closed(
+        {"status": {"const": "duplicate"}, "duplicates": {"type": "integer", "minimum": 1}},
+        "status",
+        "duplicates",
+        description="Every item was seen before; nothing was appended.",
+    ),
+    "Liveness": _closed({"status": {"const": "ok"}}, "status"),
+    "Readiness": _closed({"status": _READY, "checks": _CHECKS}, "status", "checks"),
+    "HealthSummary": _closed(
+        {"status": _READY, "checks": _CHECKS, "uptime_s": {"type": "number", "minimum": 0}},
+        "status",
+        "checks",
+        "uptime_s",
+    ),
+}
+
+
+def _problem(error: str, *required: str) -> Schema:
+    """A ``Problem`` with this ``error`` code and these fields always present."""
+    narrowed: Schema = {"properties": {"error": {"const": error}}}
+    if required:
+        narrowed["required"] = list(required)
+    return {"allOf": [_ref("Problem"), narrowed]}
+
+
+def _answer(description: str, schema: Schema, *, retry_after: bool = False) -> Schema:
+    response: Schema = {"description": description, "content": {_JSON: {"schema": schema}}}
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before sending the request again.",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+            }
+        }
+    return response
+
+
+def _text(description: str) -> Schema:
+    return {"description": description, "content": {_TEXT: {"schema": {"type": "string"}}}}
+
+
+def _parameter(where: str, name: str, description: str, schema: Schema | None = None) -> Schema:
+    """A parameter; path and query ones are required, headers differ by provider."""
+    return {"name": name, "in": where, "required": where != "header", "description": description,
+            "schema": schema or {"type": "string", "minLength": 1}}  # fmt: skip
+
+
+_HMAC_OF_TIMESTAMP_AND_BODY = "sha256=HMAC-SHA256(secret, timestamp + '.' + body)."
+_SIGNATURE_HEADERS = {
+    whatsapp_inbound.SIGNATURE_HEADER: "WhatsApp: sha256=HMAC-SHA256(app secret, body).",
+    twilio_inbound.SIGNATURE_HEADER: "Twilio: base64 HMAC-SHA1(auth token, URL + sorted fields).",
+    telegram_inbound.SECRET_TOKEN_HEADER: "Telegram: the secret_token given to setWebhook.",
+    chatwoot_inbound.SIGNATURE_HEADER: "Chatwoot: " + _HMAC_OF_TIMESTAMP_AND_BODY,
+    chatwoot_inbound.TIMESTAMP_HEADER: "Chatwoot: Unix seconds, at most 300 s away.",
+    chatwoot_inbound.DELIVERY_HEADER: "Chatwoot: the delivery id, used to deduplicate.",
+    generic_inbound.SIGNATURE_HEADER: "Generic: " + _HMAC_OF_TIMESTAMP_AND_BODY,
+    generic_inbound.TIMESTAMP_HEADER: "Generic: Unix seconds, at most 300 s away.",
+    "traceparent": "W3C trace context, carried into the events.",
+}
+
+# The refusals of ``ingress.problems``: status → (when, error code, fields always present).
+_REFUSALS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "400": ("The body is malformed or lacks a field (named in field when known).",
+            "invalid_payload", ()),
+    "401": ("A signature or secret header is missing or wrong (named in check).",
+            "signature_invalid", ("check",)),
+    "404": ("No channel of this provider has this id.", "unknown_channel", ()),
+    "413": ("The body is over the channel's limit.", "body_too_large", ("limit_bytes",)),
+    "415": ("The Content-Type is not the one this provider sends.", "unsupported_media_type", ()),
+    "429": ("The channel is over its rate limit.", "rate_limited", ("retry_after_s",)),
+    "503": ("Nothing was stored (Redis unreachable); retry later.", "unavailable",
+            ("retry_after_s",)),
+}  # fmt: skip
+
+
+def _refusal(status: str) -> Schema:
+    when, error, required = _REFUSALS[status]
+    return _answer(when, _problem(error, *required), retry_after="retry_after_s" in required)
+
+
+def _channel_id() -> Schema:
+    schema = TypeAdapter(ChannelId).json_schema()
+    return _parameter("path", "channel_id", "The channel's id in the config file.", schema)
+
+
+def _receive_webhook() -> Schema:
+    provider = TypeAdapter(Provider).json_schema()
+    json_bodies = [_ref(name) for name in (*_JSON_BODIES, "GenericWebhook")]
+    return {
+        "operationId": "receiveWebhook",
+        "summary": "Verify a provider's webhook and append its messages and statuses as events.",
+        "description": (
+            "The channel's provider decides which signature headers are checked. Twilio posts "
+            "a form, every other provider JSON. A repeated webhook is answered 200 and "
+            "appends nothing."
+        ),
+        "parameters": [
+            _parameter("path", "provider", "The channel's provider.", provider),
+            _channel_id(),
+            *(
+                _parameter("header", name, description, {"type": "string"})
+                for name, description in _SIGNATURE_HEADERS.items()
+            ),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                _JSON: {"schema": {"anyOf": json_bodies}},
+                _FORM: {"schema": _ref("TwilioForm")},
+            },
+        },
+        "responses": {
+            "200": _answer(
+                "Stored, or every item was a duplicate.",
+                {"oneOf": [_ref("Accepted"), _ref("Duplicate")]},
+            ),
+            **{status: _refusal(status) for status in _REFUSALS},
+        },
+    }
+
+
+def _verify_subscription() -> Schema:
+    return {
+        "operationId": "verifyWhatsAppSubscription",
+        "summary": "Meta's subscription handshake: echo hub.challenge when the token matches.",
+        "parameters": [
+            _channel_id(),
+            _parameter("query", "hub.mode", "Always subscribe.", {"enum": ["subscribe"]}),
+            _parameter("query", "hub.verify_token", "The verify token set in Meta's dashboard."),
+            _parameter("query", "hub.challenge", "The value to echo back."),
+        ],
+        "responses": {
+            "200": _text("The hub.challenge, as sent."),
+            "400": _answer(
+                "A hub.* parameter is missing, or hub.mode is not subscribe.",
+                _problem("invalid_handshake", "field"),
+            ),
+            "403": _answer(
+                "hub.verify_token is not the channel's.",
+                _problem("verify_token_mismatch", "check"),
+            ),
+            "404": _refusal("404"),
+        },
+    }
+
+
+def _get(operation_id: str, summary: str, responses: Schema) -> Schema:
+    return {"get": {"operationId": operation_id, "summary": summary, "responses": responses}}
+
+
+def _paths() -> Schema:
+    failed = "A check failed; checks says which and why."
+    return {
+        "/webhooks/{provider}/{channel_id}": {"post": _receive_webhook()},
+        "/webhooks/whatsapp/{channel_id}": {"get": _verify_subscription()},
+        "/health": _get(
+            "health",
+            "Readiness and uptime.",
+            {"200": _answer("Ready.", _ref("HealthSummary")),
+             "503": _answer(failed, _ref("HealthSummary"))},
+        ),
+        "/health/live": _get(
+            "liveness", "The process answers.", {"200": _answer("Alive.", _ref("Liveness"))}
+        ),
+        "/health/ready": _get(
+            "readiness",
+            "Redis reachable, and every other readiness check passing.",
+            {"200": _answer("Ready.", _ref("Readiness")),
+             "503": _answer(failed, _ref("Readiness"))},
+        ),
+        "/metrics": _get(
+            "metrics", "Prometheus metrics.", {"200": _text("The text exposition format.")}
+        ),
+        OPENAPI_PATH: _get(
+            "openapi", "This document.", {"200": _answer("OpenAPI 3.1.", {"type": "object"})}
+        ),
+    }  # fmt: skip
+
+
+def _generic_schemas() -> dict[str, Schema]:
+    """The generic channel's body and its parts, from its pydantic model."""
+    schema = GenericWebhook.model_json_schema(ref_template=_SCHEMAS + "{model}")
+    parts: dict[str, Schema] = schema.pop("$defs", {})
+    return {**parts, "GenericWebhook": schema}
+
+
+@cache
+def _document_bytes() -> bytes:
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "atende ingress",
+            "version": "1",
+            "description": "Webhooks of every messaging channel, health and metrics.",
+        },
+        "paths": _paths(),
+        "components": {"schemas": {**_ANSWERS, **_generic_schemas(), **_PROVIDER_BODIES}},
+    }
+    # The document shares this module's schema dicts, so only its serialization leaves here.
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def openapi_document() -> Schema:
+    """The OpenAPI 3.1 document of ``ingress.app.ingress_app``, a fresh dict to change freely."""
+    loaded: Schema = json.loads(_document_bytes())
+    return loaded
+
+
+async def serve_openapi(_request: web.Request) -> web.Response:
+    """The handler of ``GET /openapi.json``."""
+    return web.Response(body=_document_bytes(), content_type=_JSON)
