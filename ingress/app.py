@@ -7,12 +7,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from ingress.config import WHATSAPP_MAX_BODY_BYTES
 from ingress.openapi import OPENAPI_PATH, serve_openapi
 from ingress.webhooks import WebhookEndpoint
 from libs.health import ReadinessCheck, add_health_routes
+from libs.observability.http_tracing import server_spans
 from libs.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,13 +58,18 @@ def ingress_app(
     checks: Mapping[str, ReadinessCheck],
     *,
     handshakes: Mapping[str, Handler] | None = None,
+    tracer: trace.Tracer | None = None,
 ) -> web.Application:
     """The webhook routes of every channel, ``/health*``, ``/metrics`` and ``/openapi.json``.
 
     ``handshakes`` maps a provider to its GET verification handler (Meta's ``hub.challenge``).
+    With a ``tracer`` (spans are exported), every request gets a server span.
     """
+    middlewares: list[Middleware] = (
+        [http_metrics] if tracer is None else [server_spans(tracer), http_metrics]
+    )
     # The largest body any channel may accept; each channel checks its own, lower, limit.
-    app = web.Application(client_max_size=WHATSAPP_MAX_BODY_BYTES + 1, middlewares=[http_metrics])
+    app = web.Application(client_max_size=WHATSAPP_MAX_BODY_BYTES + 1, middlewares=middlewares)
     app.router.add_post("/webhooks/{provider}/{channel_id}", endpoint.handle)
     for provider, handshake in (handshakes or {}).items():
         app.router.add_get(f"/webhooks/{provider}/{{channel_id}}", handshake)

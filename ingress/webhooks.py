@@ -92,6 +92,8 @@ class WebhookEndpoint:
             "webhook accepted",
             tenant_id=channel.tenant_id,
             channel=channel.config.id,
+            provider_message_ids=[item.provider_message_id for item in items],
+            conversation_ids=sorted({request.envelope.conversation_id for request in batch}),
             events=accepted,
             duplicates=duplicates,
         )

@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from opentelemetry import trace
 
 from ingress.app import ingress_app
 from ingress.append import InboundAppender
@@ -66,6 +67,7 @@ def build_ingress_app(
     partitions: int,
     maxlen: int,
     checks: Mapping[str, ReadinessCheck],
+    tracer: trace.Tracer | None = None,
 ) -> web.Application:
     """The webhook routes of every configured channel, with health and metrics."""
     channels = ingress_channels(config)
@@ -75,4 +77,6 @@ def build_ingress_app(
     )
     appender = InboundAppender(redis, keys, partitions=partitions, maxlen=maxlen)
     endpoint = WebhookEndpoint(channels, appender, MovingWindowRateLimiter(storage))
-    return ingress_app(endpoint, checks, handshakes={"whatsapp": whatsapp_handshake(channels)})
+    return ingress_app(
+        endpoint, checks, handshakes={"whatsapp": whatsapp_handshake(channels)}, tracer=tracer
+    )

@@ -15,6 +15,11 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from events.catalog import CATALOG
 from events.partitions import partition_for
@@ -103,7 +108,11 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 
 async def serve(
-    redis_url: str, redis: aioredis.Redis, keys: KeySpace, channels: ChannelsConfig
+    redis_url: str,
+    redis: aioredis.Redis,
+    keys: KeySpace,
+    channels: ChannelsConfig,
+    tracer: trace.Tracer | None = None,
 ) -> AsyncIterator[str]:
     tenant = channels.tenants[0]
     channel = tenant.channels[0]
@@ -118,7 +127,9 @@ async def serve(
     )
     appender = InboundAppender(redis, keys, partitions=PARTITIONS, maxlen=10_000)
     endpoint = WebhookEndpoint(ready, appender, MovingWindowRateLimiter(storage))
-    app = ingress_app(endpoint, {}, handshakes={"whatsapp": whatsapp_handshake(ready)})
+    app = ingress_app(
+        endpoint, {}, handshakes={"whatsapp": whatsapp_handshake(ready)}, tracer=tracer
+    )
     server = TestServer(app)
     await server.start_server()
     try:
@@ -172,6 +183,33 @@ async def test_the_callers_trace_context_is_carried_into_the_event(
     await post(base_url + URL, body, {**signed(body), "traceparent": traceparent})
     [event] = await inbox(redis, keys)
     assert event.traceparent == traceparent
+
+
+async def test_with_spans_exported_each_request_gets_a_server_span_the_event_continues(
+    redis_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    caller_trace, caller_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    body = webhook("wamid.spanned")
+    async for base_url in serve(redis_url, redis, keys, config(), provider.get_tracer("t")):
+        headers = {**signed(body), "traceparent": f"00-{caller_trace}-{caller_span}-01"}
+        assert (await post(base_url + URL, body, headers))[0] == 200
+        assert (await post(base_url + "/webhooks/whatsapp/nope", body, signed(body)))[0] == 404
+    accepted, refused = exporter.get_finished_spans()
+    assert accepted.name == "POST /webhooks/{provider}/{channel_id}"
+    assert accepted.kind is SpanKind.SERVER
+    assert accepted.attributes is not None
+    assert accepted.attributes["http.response.status_code"] == 200
+    assert accepted.parent is not None
+    assert format(accepted.parent.span_id, "016x") == caller_span
+    assert format(accepted.context.trace_id, "032x") == caller_trace
+    [event] = await inbox(redis, keys)
+    assert event.traceparent == f"00-{caller_trace}-{accepted.context.span_id:016x}-01"
+    assert refused.attributes is not None
+    assert refused.attributes["http.response.status_code"] == 404
+    assert refused.parent is None
 
 
 @pytest.mark.parametrize(

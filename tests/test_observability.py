@@ -210,3 +210,24 @@ async def test_without_an_exporter_logs_and_published_events_keep_the_trace(
 def _reset_logging() -> None:
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
+
+
+def test_phone_numbers_are_masked_in_log_lines_but_ids_are_not() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    event_id = "0193a4b2-1234-7000-8000-123456789012"
+    structlog.get_logger("t").info(
+        "webhook accepted",
+        conversation_ids=["wa-main:5511987654321"],
+        contact="+5511987654321",
+        note="call me at 11987654321",
+        event_id=event_id,
+        entry_id="1717430401123-0",
+    )
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["conversation_ids"] == ["wa-main:55*********21"]
+    assert line["contact"] == "+55*********21"
+    assert line["note"] == "call me at 11*******21"
+    assert line["event_id"] == event_id
+    assert line["entry_id"] == "1717430401123-0"
+    assert "987654" not in stream.getvalue()

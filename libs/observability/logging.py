@@ -11,6 +11,7 @@ import structlog
 from opentelemetry import trace
 
 from libs.observability.event_context import current_event
+from libs.observability.masking import mask_phone_numbers_processor
 
 
 def _add_event_fields(
@@ -64,6 +65,8 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_ids,
+        # Last, so it also covers what the processors above added (conversation ids).
+        mask_phone_numbers_processor,
     ]
     structlog.configure(
         processors=[
