@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from atende.commands import events, migrate, run
+from atende.commands import events, kb, migrate, run
 
 app = typer.Typer(
     name="atende",
@@ -12,7 +12,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for module in (run, migrate, events):
+for module in (run, migrate, events, kb):
     module.register(app)
 
 
