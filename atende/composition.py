@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 import structlog
 from opentelemetry import trace
 
+from atende.config import AtendeConfig
 from atende.servers import ServerUrls
 from events.catalog import CATALOG
-from ingress.config import ChannelsConfig
+from ingress.outbound import sending_problems
 from ingress.wiring import build_ingress_app
 from libs.health import ReadinessCheck, health_app, serve
 from libs.keys import KeySpace
@@ -29,8 +30,14 @@ _log = structlog.get_logger("atende")
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[Resources]:
-    """Open the Redis client and the Postgres pool (migrated first); close both on exit."""
+async def open_resources(
+    settings: Settings, urls: ServerUrls, config: Mapping[str, object] | None = None
+) -> AsyncIterator[Resources]:
+    """Open the Redis client and the Postgres pool (migrated first); close both on exit.
+
+    ``config`` holds the config file's sections by key, handed to the consumers.
+    """
+    sections = dict(config or {})
     redis = make_redis(urls.redis_url, block_ms=settings.block_ms)
     keys = KeySpace(settings.namespace)
     publisher = Publisher(
@@ -38,7 +45,7 @@ async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[
     )
     try:
         if urls.database_url is None:
-            yield Resources(settings, redis, keys, CATALOG, publisher)
+            yield Resources(settings, redis, keys, CATALOG, publisher, config=sections)
             return
         async with open_pool(
             urls.database_url,
@@ -48,7 +55,7 @@ async def open_resources(settings: Settings, urls: ServerUrls) -> AsyncIterator[
             applied = await apply_migrations(pool)
             if applied:
                 _log.info("migrations applied", versions=applied)
-            yield Resources(settings, redis, keys, CATALOG, publisher, pool)
+            yield Resources(settings, redis, keys, CATALOG, publisher, pool, sections)
     finally:
         await redis.aclose()
 
@@ -104,28 +111,38 @@ async def run_worker(
     settings: Settings,
     urls: ServerUrls,
     consumers: list[Consumer],
-    channels: ChannelsConfig | None = None,
+    config: AtendeConfig | None = None,
+    *,
+    ingress: bool = False,
 ) -> None:
     """Run ``consumers`` until SIGTERM or Ctrl-C, serving health and metrics on the HTTP port.
 
-    With ``channels`` the same port also takes the channels' webhooks (the ingress).
+    ``config`` (the config file) gives consumers their sections; with ``ingress`` the same
+    port also takes the webhooks of its channels.
     """
+    if ingress and config is None:
+        raise ValueError("the ingress needs the config file's channels")
     stop = asyncio.Event()
     stop_on_signals(stop)
-    async with open_resources(settings, urls) as resources:
+    sections = config.sections() if config is not None else None
+    for problem in sending_problems(config) if config is not None else []:
+        # Receiving works; replies on this channel will not, until the field is set.
+        _log.warning("channel cannot send replies", problem=problem)
+    async with open_resources(settings, urls, sections) as resources:
         runners = build_runners(consumers, resources)
         checks = readiness_checks(resources, runners)
-        if channels is None:
+        if not ingress or config is None:
             app = health_app(checks)
         else:
             app = build_ingress_app(
-                channels,
+                config,
                 redis=resources.redis,
                 redis_url=urls.redis_url,
                 keys=resources.keys,
                 partitions=settings.stream_partitions,
                 maxlen=settings.stream_maxlen,
                 checks=checks,
+                tracer=_ingress_tracer(settings),
             )
         async with serve(app, settings.http_host, settings.http_port) as port:
             _log.info(
@@ -133,9 +150,31 @@ async def run_worker(
                 consumers=[consumer.name for consumer in consumers],
                 health=f"http://127.0.0.1:{port}/health/ready",
             )
-            await Worker(runners).run_until(stop)
+            try:
+                await Worker(runners).run_until(stop)
+            finally:
+                await close_handlers(runners)
 
 
 async def _ping_redis(redis: aioredis.Redis) -> None:
     if not await redis.ping():
         raise ConnectionError("redis did not answer PING")
+
+
+async def close_handlers(runners: list[ConsumerRunner]) -> None:
+    """Let handlers that hold resources (an HTTP session, say) release them: ``aclose()``."""
+    for runner in runners:
+        close = getattr(runner.handler, "aclose", None)
+        if close is None:
+            continue
+        try:
+            await asyncio.wait_for(close(), timeout=10)
+        except Exception:  # noqa: BLE001 - one handler failing to close must not stop the rest
+            _log.exception("closing a handler failed", consumer=runner.consumer.name)
+
+
+def _ingress_tracer(settings: Settings) -> trace.Tracer | None:
+    """A tracer for server spans when spans are exported; none otherwise (no cost)."""
+    if settings.otel_exporter_otlp_endpoint is None:
+        return None
+    return trace.get_tracer("atende.ingress")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from ingress.config import ChannelsConfig
+from atende.config import AtendeConfig
 from libs.errors import ConfigurationError
 from libs.observability.logging import configure_logging
 from libs.observability.tracing import configure_tracing
@@ -48,10 +48,10 @@ def configure_process() -> Settings:
     return settings
 
 
-def load_channels(path: Path) -> ChannelsConfig:
-    """Read the channels of the config file; a bad file ends the command naming what."""
+def load_config(path: Path) -> AtendeConfig:
+    """Read the config file; a bad file ends the command naming the file, place and problem."""
     try:
-        return load_yaml_model(path, ChannelsConfig, os.environ)
+        return load_yaml_model(path, AtendeConfig, os.environ)
     except ConfigurationError as exc:
         typer.echo(f"atende: invalid config: {exc}", err=True)
         raise typer.Exit(2) from None

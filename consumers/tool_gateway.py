@@ -11,6 +11,7 @@ from events.types.tools import ToolCallRequested
 from libs.errors import ConfigurationError, Reject
 from libs.resources import Resources
 from libs.streams import Consumer, Delivery, Handler
+from memory_manager import KnowledgeBase, MemoryConfig, build_embedder
 from tool_gateway import (
     AgentProfilesConfig,
     ToolGateway,
@@ -41,6 +42,7 @@ class ToolGatewayHandler:
         registry: ToolRegistry,
         agents: AgentProfilesConfig,
         settings: ToolsConfig,
+        memory: MemoryConfig,
     ) -> None:
         if resources.postgres is None:
             raise RuntimeError("the tool gateway consumer needs Postgres (DATABASE_URL)")
@@ -48,6 +50,7 @@ class ToolGatewayHandler:
         self._registry = registry
         self._agents = agents
         self._settings = settings
+        self._memory = memory
         self._gateway: ToolGateway | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -70,12 +73,23 @@ class ToolGatewayHandler:
     def _ready_gateway(self) -> ToolGateway:
         if self._gateway is None:
             self._http = aiohttp.ClientSession(timeout=_HTTP_TIMEOUT)
+            assert self._resources.postgres is not None  # checked in __init__
+            # knowledge.search and catalog's vector search use the deployment's embedder.
+            embedder = build_embedder(self._memory)
+            knowledge = KnowledgeBase(
+                self._resources.postgres,
+                embedder,
+                chunking=self._memory.chunking,
+                search=self._memory.search,
+            )
             services = ToolServices(
                 redis=self._resources.redis,
                 keys=self._resources.keys,
                 publisher=self._resources.publisher,
                 postgres=self._resources.postgres,
                 http=self._http,
+                knowledge=knowledge,
+                embed=embedder.embed,
                 settings=self._settings,
             )
             self._gateway = ToolGateway(self._registry, self._agents, self._settings, services)
@@ -93,7 +107,8 @@ def gateway_handler(resources: Resources, registry: ToolRegistry | None = None) 
     if problems := unknown_tool_problems(agents, registry.names):
         raise ConfigurationError("; ".join(problems))
     settings = resources.section("tools", ToolsConfig) or ToolsConfig()
-    return ToolGatewayHandler(resources, registry, agents, settings)
+    memory = resources.section("memory", MemoryConfig) or MemoryConfig()
+    return ToolGatewayHandler(resources, registry, agents, settings, memory)
 
 
 consumer = Consumer(

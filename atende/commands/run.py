@@ -9,7 +9,7 @@ import typer
 
 from atende.composition import run_worker
 from atende.servers import servers
-from atende.setup import configure_process, load_channels
+from atende.setup import configure_process, load_config
 from consumers import ConsumerDiscoveryError, discover, select
 
 
@@ -26,14 +26,18 @@ def worker(
         typer.Option("--only", help="Run only this consumer (repeatable). Default: all."),
     ] = None,
 ) -> None:
-    """Run the discovered consumers (or those named with --only) until SIGTERM."""
+    """Run the discovered consumers (or those named with --only) until SIGTERM.
+
+    With ATENDE_CONFIG set, consumers get their sections of it (agent profiles, tools, memory).
+    """
     settings = configure_process()
     try:
         consumers = select(discover(), only)
     except ConsumerDiscoveryError as exc:
         raise typer.BadParameter(str(exc), param_hint="--only") from None
+    config = load_config(settings.config_path) if settings.config_path else None
     with servers(settings) as urls:
-        asyncio.run(run_worker(settings, urls, consumers))
+        asyncio.run(run_worker(settings, urls, consumers, config))
 
 
 def ingress() -> None:
@@ -42,9 +46,9 @@ def ingress() -> None:
     if settings.config_path is None:
         typer.echo("atende ingress: set ATENDE_CONFIG to the file declaring the channels", err=True)
         raise typer.Exit(2)
-    channels = load_channels(settings.config_path)
+    config = load_config(settings.config_path)
     with servers(settings, postgres=False) as urls:
-        asyncio.run(run_worker(settings, urls, [], channels))
+        asyncio.run(run_worker(settings, urls, [], config, ingress=True))
 
 
 def dev() -> None:
@@ -53,6 +57,6 @@ def dev() -> None:
     With ATENDE_CONFIG set, the channels' webhooks are taken on the same port.
     """
     settings = configure_process()
-    channels = load_channels(settings.config_path) if settings.config_path else None
+    config = load_config(settings.config_path) if settings.config_path else None
     with servers(settings) as urls:
-        asyncio.run(run_worker(settings, urls, discover(), channels))
+        asyncio.run(run_worker(settings, urls, discover(), config, ingress=config is not None))

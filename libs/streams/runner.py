@@ -74,6 +74,7 @@ class ConsumerRunner:
         tracer: trace.Tracer | None = None,
     ) -> None:
         self.consumer = consumer
+        self.handler = handler
         self.config = config
         self.partitions = stream_partitions(keys, consumer.streams, config.partitions)
         self._redis = redis
