@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint types pytest bench-bus install clean
+.PHONY: run test lint types pytest bench-bus bench-ingress bench-memory install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ pytest: $(STAMP)
 bench-bus: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.bus
+
+bench-memory: $(STAMP)
+	$(BIN)/python -m bench.memory
+
+bench-ingress: $(STAMP)
+	$(BIN)/python -m bench.ingress
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -49,3 +49,16 @@ async def delete_keys(redis: aioredis.Redis, prefix: str) -> int:
     if batch:
         deleted += await redis.delete(*batch)
     return deleted
+
+
+def child_environment() -> dict[str, str]:
+    """This environment minus atende's and OpenTelemetry's settings: children run on defaults.
+
+    So a shell that exports, say, ``ATENDE_CONCURRENCY`` or an OTLP endpoint does not change
+    what is measured.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ATENDE_", "OTEL_")) and name not in ("REDIS_URL", "DATABASE_URL")
+    }

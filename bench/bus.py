@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import sys
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from bench._child import GROUP
 from bench._events import fill_atende, fill_faststream, fill_raw
 from bench._harness import Measurement, time_consumer
 from bench._report import Machine, Results, print_profile, print_report, print_summary_line
-from bench._server import bench_redis_url, delete_keys, server_version
+from bench._server import bench_redis_url, child_environment, delete_keys, server_version
 from events.streams import INBOX_MESSAGE_RECEIVED
 from libs.keys import KeySpace
 
@@ -92,19 +91,6 @@ def contenders(extra_partitions: int) -> list[Contender]:
             )
         )
     return chosen
-
-
-def child_environment() -> dict[str, str]:
-    """This environment minus atende's and OpenTelemetry's settings: children run on defaults.
-
-    So a shell that exports, say, ``ATENDE_CONCURRENCY`` or an OTLP endpoint does not change
-    what is measured.
-    """
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("ATENDE_", "OTEL_")) and name not in ("REDIS_URL", "DATABASE_URL")
-    }
 
 
 async def measure_once(
