@@ -57,7 +57,7 @@ class WebhookEndpoint:
             return problems.body_too_large(limit)
         if request.content_type != channel.content_type:
             return problems.wrong_content_type(request.content_type, channel.content_type)
-        body = await request.content.read(limit + 1)
+        body = await _read_body(request, limit + 1)
         if len(body) > limit:
             return problems.body_too_large(limit)
         return await self._accept(request, channel, body)
@@ -106,6 +106,20 @@ class WebhookEndpoint:
     async def _retry_after_s(self, channel: IngressChannel) -> int:
         stats = await self._limiter.get_window_stats(channel.rate_limit, channel.config.id)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+async def _read_body(request: web.Request, most: int) -> bytes:
+    """The body, or its first ``most`` bytes when longer. ``read(n)`` alone returns only what
+    has arrived so far, so a body sent in several packets would be cut short."""
+    chunks: list[bytes] = []
+    received = 0
+    while received < most:  # bounded: each chunk is non-empty and ``most`` is finite
+        chunk = await request.content.read(most - received)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+    return b"".join(chunks)
 
 
 def _webhook_request(request: web.Request, channel: IngressChannel, body: bytes) -> WebhookRequest:

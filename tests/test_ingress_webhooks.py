@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from yarl import URL as URL_OF
 
 from events.catalog import CATALOG
 from events.partitions import partition_for
@@ -312,6 +313,29 @@ async def test_concurrent_webhooks_near_the_limit_fill_it_exactly(
     events = await inbox(redis, keys)
     assert len(events) == 3
     assert sorted(event.payload.seq for event in events) == [1, 2, 3]
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(
+    base_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    body = webhook("wamid.slow", text="a long message " * 100)
+    headers = {**signed(body), "Content-Length": str(len(body))}
+    request = f"POST {URL} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+    request += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    url = URL_OF(base_url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(request.encode() + body[:700])
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the handler runs with part of the body buffered
+        writer.write(body[700:])
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"200", status_line
+    [event] = await inbox(redis, keys)
+    assert event.payload.provider_message_id == "wamid.slow"
 
 
 async def test_redis_unreachable_answers_503_so_the_provider_retries(

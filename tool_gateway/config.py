@@ -8,7 +8,7 @@ agents:
     rate_limits: {"*": "30/minute", "appointments.book": "5/minute"}
 tools:
   default_rate_limit: "60/minute"
-  pending_takeover_s: 300
+  pending_takeover_s: 30
 ```
 
 Tool names are checked for shape here and against the registry at start-up
@@ -161,11 +161,11 @@ class ToolsConfig(_Strict):
         default="60/minute", description="For tools a profile sets no limit for."
     )
     pending_takeover_s: int = Field(
-        default=300,
+        default=30,
         ge=1,
-        le=24 * 3600,
-        description="A call claimed this long ago and never completed (its worker died) is "
-        "run again by the next request for it.",
+        le=3600,
+        description="Grace after a tool's timeout: a call claimed longer ago than the two and "
+        "never completed (its worker died) is run again by the next request for it.",
     )
     breaker_fail_max: int = Field(
         default=5,

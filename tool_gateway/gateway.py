@@ -109,6 +109,7 @@ class ToolGateway:
         pool = services.postgres
         self._registry = registry
         self._services = services
+        self._takeover_grace_s = settings.pending_takeover_s
         self._policy = AccessPolicy(agents)
         limiter = limiter or redis_limiter(services.redis, services.keys)
         self._limits = ToolRateLimits(limiter, agents, settings)
@@ -148,14 +149,54 @@ class ToolGateway:
             _log.info("tool call refused", tool=call.payload.tool, reason=admitted.error_code)
             return self._finish(call, admitted.answer, outcome=admitted.outcome)
         assert call.tool is not None  # admitted calls name a registered tool
-        claim = await self._ledger.claim(record)
+        # A live call ends within its timeout; a claim pending past that and the grace belongs
+        # to a worker that died, and must be taken over within the entry's redeliveries.
+        takeover_s = call.tool.timeout_s + self._takeover_grace_s
+        claim = await self._ledger.claim(record, takeover_after_s=takeover_s)
         if isinstance(claim, Answered):
             return self._finish(call, claim.answer, outcome="replayed", replayed=True)
         if isinstance(claim, InProgress):
             raise self._wait_for_other_worker(call.tool, claim)
-        execution = await self._run_claimed(call, call.tool, refs, admitted)
+        try:
+            # Counted only once claimed: a duplicate of a running call spends no budget and
+            # cannot answer "rate limited" for a call that is about to succeed.
+            execution = await self._rate_limited(call) or await self._run_claimed(
+                call, call.tool, refs, admitted
+            )
+        except Exception:
+            await self._release(call, claim)
+            raise
         await self._complete(call, claim, execution)
         return self._finish(call, execution.answer, outcome=execution.outcome)
+
+    async def _rate_limited(self, call: _Call) -> Execution | None:
+        """The refusal of a call over its window, or None when it may run."""
+        payload = call.payload
+        decision = await self._limits.hit(
+            call.tenant_id, payload.agent_profile, payload.tool, dry_run=payload.dry_run
+        )
+        if decision.allowed:
+            return None
+        message = (
+            f"{payload.tool} is limited to {decision.limit} for this agent; "
+            f"try again in {decision.retry_after_ms} ms"
+        )
+        answer = tool_error("rate_limited", message, decision.retry_after_ms)
+        return Execution("rate_limited", "rate_limited", answer, False)
+
+    async def _release(self, call: _Call, claim: Claimed) -> None:
+        """Give a claim back after an infrastructure error, so a redelivery runs the call."""
+        try:
+            await self._ledger.complete(
+                call.tenant_id,
+                claim,
+                outcome="failed",
+                error_code="crashed",
+                answer=None,
+                latency_ms=call.elapsed_ms(),
+            )
+        except Exception:  # noqa: BLE001 - the error being raised matters more; takeover remains
+            _log.warning("could not release a tool call's claim", idempotency_key=call.key)
 
     async def _admit(self, call: _Call, refs: TurnRefs) -> BaseModel | _Refusal:
         """The validated arguments of a call that may run now, or why it may not."""
@@ -179,16 +220,6 @@ class ToolGateway:
             message = f"arguments for {payload.tool} are invalid: {describe_errors(exc)}"
             answer = tool_error("invalid_arguments", message)
             return _Refusal("invalid_arguments", "invalid_arguments", answer)
-        decision = await self._limits.hit(
-            call.tenant_id, payload.agent_profile, payload.tool, dry_run=payload.dry_run
-        )
-        if not decision.allowed:
-            message = (
-                f"{payload.tool} is limited to {decision.limit} for this agent; "
-                f"try again in {decision.retry_after_ms} ms"
-            )
-            answer = tool_error("rate_limited", message, decision.retry_after_ms)
-            return _Refusal("rate_limited", "rate_limited", answer)
         return arguments
 
     async def _run_claimed(

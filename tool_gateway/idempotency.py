@@ -102,13 +102,17 @@ class CallLedger:
         raw = await self._pool.fetchval(_ANSWER, tenant_id, idempotency_key)
         return None if raw is None else StoredAnswer.model_validate_json(raw)
 
-    async def claim(self, record: CallRecord) -> Claim:
-        """Claim the call for this worker, or say who has it or what it answered."""
-        row = await self._pool.fetchrow(_CLAIM, *record.columns(), float(self._takeover_after_s))
+    async def claim(self, record: CallRecord, *, takeover_after_s: float | None = None) -> Claim:
+        """Claim the call for this worker, or say who has it or what it answered.
+
+        A pending claim older than ``takeover_after_s`` (default: the ledger's) is taken over.
+        """
+        takeover_s = float(takeover_after_s or self._takeover_after_s)
+        row = await self._pool.fetchrow(_CLAIM, *record.columns(), takeover_s)
         if row is not None:
             return Claimed(row_id=row["tool_call_id"], attempt=row["attempts"])
         state = await self._pool.fetchrow(
-            _STATE, record.tenant_id, record.idempotency_key, float(self._takeover_after_s)
+            _STATE, record.tenant_id, record.idempotency_key, takeover_s
         )
         if state is None:
             # Deleted (with its tenant or turn) between the two queries: asking again at once
