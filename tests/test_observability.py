@@ -231,3 +231,16 @@ def test_phone_numbers_are_masked_in_log_lines_but_ids_are_not() -> None:
     assert line["event_id"] == event_id
     assert line["entry_id"] == "1717430401123-0"
     assert "987654" not in stream.getvalue()
+
+
+def test_phone_numbers_in_tracebacks_and_nested_values_are_masked() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    try:
+        raise KeyError("conversation wa-main:5511999998888 is unknown")
+    except KeyError:
+        structlog.get_logger("t").exception("lookup failed", contact={"phone": "+5511999998888"})
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["contact"] == {"phone": "+55*********88"}
+    assert "55*********88" in line["exception"]
+    assert "999998888" not in stream.getvalue()

@@ -65,14 +65,14 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_ids,
-        # Last, so it also covers what the processors above added (conversation ids).
-        mask_phone_numbers_processor,
     ]
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            # Last before rendering, so it covers what every step added, tracebacks included.
+            mask_phone_numbers_processor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
@@ -84,7 +84,12 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                mask_phone_numbers_processor,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

@@ -27,15 +27,28 @@ def mask_phone_numbers(text: str) -> str:
     return _PHONE.sub(_mask, text)
 
 
+_MAX_DEPTH = 4  # log values are flat or shallow; deeper parts are rendered as they are
+
+
+def _masked(value: object, depth: int = 0) -> object:
+    if isinstance(value, str):
+        return _PHONE.sub(_mask, value)
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {key: _masked(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, depth + 1) for item in value]
+    return value
+
+
 def mask_phone_numbers_processor(
     _logger: object, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: masks phone numbers in every string value, and in lists of them."""
+    """structlog processor: masks phone numbers in every string value, nested ones included.
+
+    Runs after exceptions are formatted, so tracebacks are masked too.
+    """
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = _PHONE.sub(_mask, value)
-        elif isinstance(value, list | tuple) and any(isinstance(item, str) for item in value):
-            event_dict[key] = [
-                _PHONE.sub(_mask, item) if isinstance(item, str) else item for item in value
-            ]
+        event_dict[key] = _masked(value)
     return event_dict
