@@ -120,6 +120,18 @@ async def test_custom_fields_are_bounded(context: ToolContext, pg_pool: asyncpg.
     assert len(replaced.contact.custom_fields) == MAX_CUSTOM_FIELDS
 
 
+async def test_custom_fields_too_large_for_the_column_are_refused_not_crashed(
+    context: ToolContext, pg_pool: asyncpg.Pool
+) -> None:
+    long_text = "x" * 480
+    for batch in range(4):
+        await _update(context, custom_fields={f"note_{batch}_{i}": long_text for i in range(8)})
+    before = await _row(pg_pool, "acme", "acme-contact-1")
+    with pytest.raises(ToolFailed, match="bytes, more than the 16384 allowed"):
+        await _update(context, custom_fields={f"note_9_{i}": long_text for i in range(8)})
+    assert await _row(pg_pool, "acme", "acme-contact-1") == before
+
+
 def test_arguments_that_make_no_sense_are_refused() -> None:
     with pytest.raises(ValidationError, match="at least one"):
         UpdateContactInput()

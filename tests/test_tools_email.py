@@ -294,6 +294,17 @@ def test_header_injection_is_refused_by_the_schema(overrides: dict[str, Any]) ->
         email(**overrides)
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\x0b", "\x85"])
+async def test_a_subject_with_another_line_separator_is_refused_and_nothing_sent(
+    redis: aioredis.Redis, keys: KeySpace, smtp_port: int, mailbox: Mailbox, separator: str
+) -> None:
+    with pytest.raises(ToolArgumentsInvalid, match="the email cannot be built"):
+        await EMAIL_SEND.run(
+            context_for(redis, keys, config(smtp_port)), email(subject=f"hi{separator}there")
+        )
+    assert mailbox.messages == []
+
+
 def test_recipients_are_marked_sensitive() -> None:
     assert EMAIL_SEND.sensitive_fields() == frozenset({"to", "reply_to"})
 

@@ -17,6 +17,8 @@ from libs.postgres import PgConnection
 from tool_gateway.tool import SENSITIVE, Tool, ToolContext, ToolFailed
 from tool_gateway.tools._business_db import conversation_contact_id, postgres_pool
 
+# What the column's check allows (0003_business_data.sql), as JSON text.
+MAX_CUSTOM_FIELDS_BYTES = 16_384
 MAX_CUSTOM_FIELDS = 50
 """How many custom fields one contact may carry."""
 
@@ -164,6 +166,12 @@ def _merged(contact: Contact, data: UpdateContactInput) -> Contact:
         raise ToolFailed(
             f"the contact would have {len(fields)} custom fields, more than the"
             f" {MAX_CUSTOM_FIELDS} allowed; remove some (set them to null) first"
+        )
+    size = len(json.dumps(fields, ensure_ascii=False).encode())
+    if size > MAX_CUSTOM_FIELDS_BYTES:
+        raise ToolFailed(
+            f"the contact's custom fields would take {size} bytes, more than the"
+            f" {MAX_CUSTOM_FIELDS_BYTES} allowed; shorten or remove some first"
         )
     return contact.model_copy(
         update={

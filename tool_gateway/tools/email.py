@@ -120,6 +120,13 @@ def message_id(context: ToolContext, sender: str) -> str:
 def build_message(config: EmailConfig, context: ToolContext, email: SendEmailInput) -> EmailMessage:
     """The message as the SMTP server will receive it; refuses recipients the config forbids."""
     _check_recipients(config, email.to)
+    try:
+        return _message(config, context, email)
+    except ValueError as exc:  # e.g. a line separator the field patterns do not catch
+        raise ToolArgumentsInvalid(f"the email cannot be built: {exc}") from None
+
+
+def _message(config: EmailConfig, context: ToolContext, email: SendEmailInput) -> EmailMessage:
     message = EmailMessage()
     message["From"] = Address(display_name=config.from_name or "", addr_spec=config.from_address)
     message["To"] = ", ".join(email.to)
