@@ -11,7 +11,7 @@ from events.types.tools import ToolCallRequested
 from libs.errors import ConfigurationError, Reject
 from libs.resources import Resources
 from libs.streams import Consumer, Delivery, Handler
-from memory_manager import KnowledgeBase, MemoryConfig, build_embedder
+from memory_manager import Embedder, KnowledgeBase, MemoryConfig, build_embedder
 from tool_gateway import (
     AgentProfilesConfig,
     ToolGateway,
@@ -53,6 +53,7 @@ class ToolGatewayHandler:
         self._memory = memory
         self._gateway: ToolGateway | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._embedder: Embedder | None = None
 
     async def __call__(self, delivery: Delivery) -> None:
         """Answer one ``tools.call.requested`` event."""
@@ -64,24 +65,30 @@ class ToolGatewayHandler:
         await self._resources.publisher.publish(completed_event(request, completed))
 
     async def aclose(self) -> None:
-        """Close the HTTP session shared by the tools."""
+        """Close the HTTP session shared by the tools and the embedder's client."""
         if self._http is not None:
             await self._http.close()
             self._http = None
+        # Only embedders with a client of their own (the OpenAI one) have something to close.
+        close = getattr(self._embedder, "aclose", None)
+        if close is not None:
+            await close()
+        self._embedder = None
         self._gateway = None
 
     def _ready_gateway(self) -> ToolGateway:
         if self._gateway is None:
-            self._http = aiohttp.ClientSession(timeout=_HTTP_TIMEOUT)
             assert self._resources.postgres is not None  # checked in __init__
-            # knowledge.search and catalog's vector search use the deployment's embedder.
-            embedder = build_embedder(self._memory)
+            # knowledge.search and catalog's vector search use the deployment's embedder;
+            # built before the session, so a failure here leaves nothing open.
+            embedder = self._embedder = self._embedder or build_embedder(self._memory)
             knowledge = KnowledgeBase(
                 self._resources.postgres,
                 embedder,
                 chunking=self._memory.chunking,
                 search=self._memory.search,
             )
+            self._http = self._http or aiohttp.ClientSession(timeout=_HTTP_TIMEOUT)
             services = ToolServices(
                 redis=self._resources.redis,
                 keys=self._resources.keys,

@@ -50,6 +50,10 @@ class GroupCommit(Generic[T, R]):
                 await self._flush_batch(batch)
         finally:
             self._flusher = None
+            # Cancelled (the loop is shutting down): nobody would flush what is still queued.
+            while self._queue:
+                _, future = self._queue.popleft()
+                future.cancel()
 
     def _take(self) -> list[tuple[list[T], asyncio.Future[list[R]]]]:
         batch = [self._queue.popleft()]
