@@ -20,6 +20,10 @@ from datetime import datetime
 from libs.postgres import PgConnection
 
 _UPSERT = """
+WITH before AS (
+    SELECT value, source, confidence FROM facts
+    WHERE tenant_id = $1 AND contact_id = $2 AND key = $3
+)
 INSERT INTO facts AS f (tenant_id, contact_id, key, value, source, source_conversation_id,
                         confidence, created_at, updated_at)
 VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $8)
@@ -27,11 +31,17 @@ ON CONFLICT (tenant_id, contact_id, key) DO UPDATE
 SET value = EXCLUDED.value, source = EXCLUDED.source,
     source_conversation_id = EXCLUDED.source_conversation_id,
     confidence = EXCLUDED.confidence, updated_at = EXCLUDED.updated_at
-WHERE EXCLUDED.updated_at >= f.updated_at
+-- A newer observation moves updated_at even when it repeats the value, so a late older one
+-- cannot overwrite it; an equal time writes only what differs (a redelivery changes nothing).
+WHERE (EXCLUDED.updated_at > f.updated_at
+       OR (EXCLUDED.updated_at = f.updated_at
+           AND (f.value, f.source, f.confidence) IS DISTINCT FROM
+               (EXCLUDED.value, EXCLUDED.source, EXCLUDED.confidence)))
   AND (EXCLUDED.confidence >= f.confidence OR EXCLUDED.source = 'operator')
-  AND (f.value, f.source, f.confidence) IS DISTINCT FROM
-      (EXCLUDED.value, EXCLUDED.source, EXCLUDED.confidence)
-RETURNING key
+RETURNING key, NOT EXISTS (
+    SELECT 1 FROM before b
+    WHERE (b.value, b.source, b.confidence) IS NOT DISTINCT FROM (f.value, f.source, f.confidence)
+) AS changed
 """
 
 _LIST = """
@@ -78,7 +88,7 @@ async def upsert_facts(
     for fact in facts:
         if not 0.0 <= fact.confidence <= 1.0:
             raise ValueError(f"fact {fact.key!r}: confidence must be in [0, 1]")
-        key = await connection.fetchval(
+        row = await connection.fetchrow(
             _UPSERT,
             tenant_id,
             contact_id,
@@ -89,8 +99,8 @@ async def upsert_facts(
             fact.confidence,
             fact.observed_at,
         )
-        if key is not None:
-            changed.append(key)
+        if row is not None and row["changed"]:
+            changed.append(row["key"])
     return changed
 
 

@@ -52,6 +52,21 @@ async def test_a_newer_fact_replaces_and_a_repeat_changes_nothing(pg_pool: async
     assert (stored.value, stored.updated_at) == ("Olinda", T0 + timedelta(minutes=5))
 
 
+async def test_a_newer_repeat_of_the_value_keeps_a_late_older_fact_out(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    async with pg_pool.acquire() as connection:
+        contact = seeded.contact_id
+        await upsert_facts(connection, "acme", contact, [fact("contact.city", "Recife")])
+        repeat = [fact("contact.city", "Recife", at=10)]
+        assert await upsert_facts(connection, "acme", contact, repeat) == []
+        late = [fact("contact.city", "Olinda", at=5)]  # observed before the repeat
+        assert await upsert_facts(connection, "acme", contact, late) == []
+        [stored] = await list_facts(connection, "acme", contact)
+    assert (stored.value, stored.updated_at) == ("Recife", T0 + timedelta(minutes=10))
+
+
 async def test_a_less_sure_fact_does_not_overwrite_unless_an_operator_says_so(
     pg_pool: asyncpg.Pool,
 ) -> None:
