@@ -137,7 +137,6 @@ async def run_worker(
             app = build_ingress_app(
                 config,
                 redis=resources.redis,
-                redis_url=urls.redis_url,
                 keys=resources.keys,
                 partitions=settings.stream_partitions,
                 maxlen=settings.stream_maxlen,

@@ -6,8 +6,6 @@ from collections.abc import Mapping
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from opentelemetry import trace
 
 from ingress.app import ingress_app
@@ -32,6 +30,7 @@ from ingress.handshake import whatsapp_handshake
 from ingress.webhooks import WebhookEndpoint
 from libs.health import ReadinessCheck
 from libs.keys import KeySpace
+from libs.rate_limits import redis_limiter
 
 
 def inbound_adapter(channel: Channel) -> InboundAdapter:
@@ -62,7 +61,6 @@ def build_ingress_app(
     config: ChannelsConfig,
     *,
     redis: aioredis.Redis,
-    redis_url: str,
     keys: KeySpace,
     partitions: int,
     maxlen: int,
@@ -71,12 +69,8 @@ def build_ingress_app(
 ) -> web.Application:
     """The webhook routes of every configured channel, with health and metrics."""
     channels = ingress_channels(config)
-    # Rate-limit windows live in Redis so every ingress replica counts against one budget.
-    storage = RedisStorage(
-        f"async+{redis_url}", implementation="redispy", key_prefix=f"{keys.namespace}:limits"
-    )
     appender = InboundAppender(redis, keys, partitions=partitions, maxlen=maxlen)
-    endpoint = WebhookEndpoint(channels, appender, MovingWindowRateLimiter(storage))
+    endpoint = WebhookEndpoint(channels, appender, redis_limiter(redis, keys))
     return ingress_app(
         endpoint, checks, handshakes={"whatsapp": whatsapp_handshake(channels)}, tracer=tracer
     )

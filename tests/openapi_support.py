@@ -111,7 +111,6 @@ def served_ingress(redis_url: str, keys: KeySpace) -> Iterator[ServedIngress]:
         app = build_ingress_app(
             channels_config(),
             redis=client,
-            redis_url=redis_url,
             keys=keys,
             partitions=2,
             maxlen=10_000,

@@ -13,8 +13,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -33,6 +31,7 @@ from ingress.config import ChannelsConfig, WhatsAppChannel
 from ingress.handshake import whatsapp_handshake
 from ingress.webhooks import WebhookEndpoint
 from libs.keys import KeySpace
+from libs.rate_limits import redis_limiter
 from libs.streams.codec import decode_entry
 from tests.streams_support import entries
 
@@ -123,11 +122,8 @@ async def serve(
             tenant.id, channel, WhatsAppInbound(channel.secrets.app_secret.reveal())
         )
     }
-    storage = RedisStorage(
-        f"async+{redis_url}", implementation="redispy", key_prefix=f"{keys.namespace}:limits"
-    )
     appender = InboundAppender(redis, keys, partitions=PARTITIONS, maxlen=10_000)
-    endpoint = WebhookEndpoint(ready, appender, MovingWindowRateLimiter(storage))
+    endpoint = WebhookEndpoint(ready, appender, redis_limiter(redis, keys))
     app = ingress_app(
         endpoint, {}, handshakes={"whatsapp": whatsapp_handshake(ready)}, tracer=tracer
     )

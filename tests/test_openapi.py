@@ -97,7 +97,6 @@ def _served_routes(config: ChannelsConfig, redis_url: str) -> set[tuple[str, str
     app = build_ingress_app(
         config,
         redis=client,
-        redis_url=redis_url,
         keys=KeySpace("unused"),
         partitions=1,
         maxlen=100,

@@ -22,13 +22,14 @@ from pydantic import BaseModel, ValidationError
 from events.envelope import Envelope
 from events.types.tools import ToolCallCompleted, ToolCallRequested
 from libs.errors import RetryLater
+from libs.rate_limits import redis_limiter
 from libs.yaml_config import describe_errors
 from tool_gateway.audit import AuditTrail, CallRecord, Outcome, redact
 from tool_gateway.config import AgentProfilesConfig, ToolsConfig
 from tool_gateway.execution import Execution, ToolExecutor, tool_error
 from tool_gateway.idempotency import Answered, CallLedger, Claimed, InProgress, StoredAnswer
 from tool_gateway.metrics import TOOL_CALL_DURATION, TOOL_CALLS, UNREGISTERED
-from tool_gateway.rate_limits import ToolRateLimits, redis_limiter
+from tool_gateway.rate_limits import ToolRateLimits
 from tool_gateway.rbac import AccessPolicy
 from tool_gateway.registry import AnyTool, ToolRegistry
 from tool_gateway.tool import ToolContext, ToolServices

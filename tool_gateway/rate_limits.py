@@ -12,13 +12,10 @@ import math
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from limits import RateLimitItem
 from limits import parse as parse_rate_limit
-from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from libs.keys import KeySpace
 from tool_gateway.config import ANY_TOOL, AgentProfilesConfig, ToolsConfig
 
 
@@ -29,21 +26,6 @@ class RateDecision:
     allowed: bool
     limit: str
     retry_after_ms: int | None = None
-
-
-def redis_limiter(redis: aioredis.Redis, keys: KeySpace) -> MovingWindowRateLimiter:
-    """A moving-window limiter on the process's own Redis connection pool.
-
-    ``limits`` wants a URL; handing it the pool instead keeps one set of connections (and
-    works for the embedded server, whose URL only the composition root knows).
-    """
-    storage = RedisStorage(
-        "async+redis://",
-        implementation="redispy",
-        key_prefix=f"{keys.namespace}:limits",
-        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
-    )
-    return MovingWindowRateLimiter(storage)
 
 
 class ToolRateLimits:
