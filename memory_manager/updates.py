@@ -8,9 +8,10 @@ redelivery finds the same values under the same stamp and changes nothing, and a
 event arriving after a newer one is skipped instead of bringing old values back.
 
 Fenced: an event from a turn carries the turn's token, and is ignored when it is older than
-the conversation's current token, the greatest of ``conversations.last_fencing_token`` and the
-newest ``turns.fencing_token``. It is checked under a share lock on the conversation row in the
-same transaction as the writes, so a turn opened meanwhile cannot slip in between.
+the conversation's current token (``conversation_fencing_token``, migration 0004). It is checked
+under a share lock on the conversation row in the same transaction as the writes, which holds
+off a concurrent bump of ``last_fencing_token``; a ``turns`` row inserted meanwhile is not held
+off (its foreign-key check takes a weaker lock), so the turn opener must bump the column too.
 
 Where things go: facts to ``facts``; the summary and the texts to ``memory_chunks`` with
 ``source_kind = 'summary'`` (conversation memory, as opposed to knowledge-base documents),
@@ -38,20 +39,14 @@ SUMMARY = "summary"
 
 _CONVERSATION = """
 SELECT c.contact_id,
-       GREATEST(c.last_fencing_token,
-                COALESCE((SELECT max(t.fencing_token) FROM turns t
-                          WHERE t.tenant_id = $1 AND t.conversation_id = $2), 0))
-           AS current_token
+       conversation_fencing_token($1, $2) AS current_token
 FROM conversations c
 WHERE c.tenant_id = $1 AND c.conversation_id = $2
 """
 
 _CONVERSATION_LOCKED = """
 SELECT c.contact_id,
-       GREATEST(c.last_fencing_token,
-                COALESCE((SELECT max(t.fencing_token) FROM turns t
-                          WHERE t.tenant_id = $1 AND t.conversation_id = $2), 0))
-           AS current_token
+       conversation_fencing_token($1, $2) AS current_token
 FROM conversations c
 WHERE c.tenant_id = $1 AND c.conversation_id = $2
 FOR SHARE OF c

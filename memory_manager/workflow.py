@@ -25,16 +25,12 @@ import asyncpg
 from libs.errors import StaleFencingToken
 from memory_manager.errors import UnknownConversation, WorkflowConflict, WorkflowNotFound
 
-# The conversation's current token is the greatest of conversations.last_fencing_token and the
-# newest turn's token: whichever of the two the turn opener writes first, an older token is
-# refused. It is null when the tenant has no such conversation, which refuses the write too.
+# conversation_fencing_token (migration 0004) is the conversation's current token; it is null
+# when the tenant has no such conversation, which refuses the write too.
 _CREATE = """
 INSERT INTO workflow_state (tenant_id, conversation_id, flow, step, data, fencing_token)
 SELECT $1, $2, $3, $4, $5::jsonb, $6
-WHERE $6 >= (SELECT GREATEST(c.last_fencing_token,
-                         COALESCE((SELECT max(t.fencing_token) FROM turns t
-                                   WHERE t.tenant_id = $1 AND t.conversation_id = $2), 0))
-          FROM conversations c WHERE c.tenant_id = $1 AND c.conversation_id = $2)
+WHERE $6 >= conversation_fencing_token($1, $2)
 ON CONFLICT (tenant_id, conversation_id) DO NOTHING
 RETURNING flow, step, data, version, fencing_token, updated_at
 """
@@ -45,10 +41,7 @@ SET flow = COALESCE($3, w.flow), step = $4, data = $5::jsonb, version = w.versio
     fencing_token = $6, updated_at = now()
 WHERE w.tenant_id = $1 AND w.conversation_id = $2 AND w.version = $7
   AND $6 >= w.fencing_token
-  AND $6 >= (SELECT GREATEST(c.last_fencing_token,
-                         COALESCE((SELECT max(t.fencing_token) FROM turns t
-                                   WHERE t.tenant_id = $1 AND t.conversation_id = $2), 0))
-          FROM conversations c WHERE c.tenant_id = $1 AND c.conversation_id = $2)
+  AND $6 >= conversation_fencing_token($1, $2)
 RETURNING flow, step, data, version, fencing_token, updated_at
 """
 
@@ -56,10 +49,7 @@ _DELETE = """
 DELETE FROM workflow_state w
 WHERE w.tenant_id = $1 AND w.conversation_id = $2 AND w.version = $4
   AND $3 >= w.fencing_token
-  AND $3 >= (SELECT GREATEST(c.last_fencing_token,
-                         COALESCE((SELECT max(t.fencing_token) FROM turns t
-                                   WHERE t.tenant_id = $1 AND t.conversation_id = $2), 0))
-          FROM conversations c WHERE c.tenant_id = $1 AND c.conversation_id = $2)
+  AND $3 >= conversation_fencing_token($1, $2)
 RETURNING flow, step, data, version, fencing_token, updated_at
 """
 
@@ -69,10 +59,7 @@ FROM workflow_state WHERE tenant_id = $1 AND conversation_id = $2
 """
 
 _DIAGNOSE = """
-SELECT (SELECT GREATEST(c.last_fencing_token,
-                         COALESCE((SELECT max(t.fencing_token) FROM turns t
-                                   WHERE t.tenant_id = $1 AND t.conversation_id = $2), 0))
-          FROM conversations c WHERE c.tenant_id = $1 AND c.conversation_id = $2) AS current_token,
+SELECT conversation_fencing_token($1, $2) AS current_token,
        w.version, w.fencing_token AS row_token
 FROM (SELECT 1) AS one
 LEFT JOIN workflow_state w ON w.tenant_id = $1 AND w.conversation_id = $2
