@@ -244,6 +244,26 @@ async def test_the_conversations_token_in_postgres_also_fences(
     assert "is older than 7" in answer.error.message
 
 
+async def test_a_newer_turn_in_postgres_also_fences(
+    redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    await pg_pool.execute(
+        "UPDATE turns SET status = 'superseded', closed_at = now() WHERE tenant_id = 'acme'"
+    )
+    await pg_pool.execute(
+        "INSERT INTO turns (tenant_id, turn_id, conversation_id, fencing_token, first_seq,"
+        " last_seq) VALUES ('acme', 'acme-turn-2', $1, 9, 2, 2)",
+        seeded.conversation_id,
+    )
+    gateway = make_gateway(redis, keys, pg_pool)
+
+    answer = await gateway.handle(request(seeded, "notes.add", NOTE))
+
+    assert answer.error is not None
+    assert "is older than 9" in answer.error.message
+
+
 async def test_a_call_of_an_unknown_turn_is_refused_and_audited_without_it(
     redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool
 ) -> None:

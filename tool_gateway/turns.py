@@ -3,8 +3,9 @@
 A call names its turn and carries the turn's fencing token. The turn must be a row of the
 envelope's tenant and conversation (the audit row points at it, and a call of a turn nobody
 opened is refused). The conversation's current token is the larger of the turn lease's fence in
-Redis (``libs.leases.TurnLease``) and ``conversations.last_fencing_token``; when neither is on
-record the call is accepted.
+Redis (``libs.leases.TurnLease``) and what Postgres records (``conversation_fencing_token``,
+migration 0004: the conversation's column and its newest turn, as the memory manager reads it);
+when neither is on record the call is accepted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _LOOKUP = """
 SELECT tn.tenant_id IS NOT NULL AS tenant_known,
        c.conversation_id IS NOT NULL AS conversation_known,
        t.turn_id IS NOT NULL AS turn_known,
-       c.last_fencing_token
+       conversation_fencing_token($1, $2) AS stored_token
 FROM (SELECT 1) AS one
 LEFT JOIN tenants AS tn ON tn.tenant_id = $1
 LEFT JOIN conversations AS c ON c.tenant_id = $1 AND c.conversation_id = $2
@@ -38,7 +39,7 @@ class TurnRefs:
     tenant_known: bool
     conversation_known: bool
     turn_known: bool
-    last_fencing_token: int | None
+    stored_token: int | None
 
 
 class TurnGuard:
@@ -55,12 +56,12 @@ class TurnGuard:
         """Whether the tenant, its conversation and the conversation's turn exist."""
         row = await self._pool.fetchrow(_LOOKUP, tenant_id, conversation_id, turn_id)
         assert row is not None  # SELECT from a one-row relation always answers one row
-        last = row["last_fencing_token"]
+        stored = row["stored_token"]
         return TurnRefs(
             tenant_known=row["tenant_known"],
             conversation_known=row["conversation_known"],
             turn_known=row["turn_known"],
-            last_fencing_token=last if last else None,
+            stored_token=stored if stored else None,
         )
 
     async def current_token(
@@ -71,5 +72,5 @@ class TurnGuard:
         fenced = await self._lease.current_token(
             self._lease.name_for(partition, tenant_id, conversation_id)
         )
-        known = [token for token in (fenced, refs.last_fencing_token) if token is not None]
+        known = [token for token in (fenced, refs.stored_token) if token is not None]
         return max(known) if known else None
