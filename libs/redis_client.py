@@ -6,10 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 # Blocking reads (XREADGROUP BLOCK) may hold a socket for block_ms; the socket timeout must
 # leave room for that, plus network slack.
 _SOCKET_SLACK_S = 5.0
+
+# After a restart or failover every pooled connection is dead, and without a retry the first
+# command on each fails although the server is back. One retry on a fresh connection covers
+# that; a server that is really down still fails fast. Timeouts are not retried: they would
+# multiply the wait of blocking reads.
+_RECONNECT_RETRIES = 1
 
 
 def make_redis(url: str, *, block_ms: int = 1_000, max_connections: int = 256) -> aioredis.Redis:
@@ -22,6 +31,11 @@ def make_redis(url: str, *, block_ms: int = 1_000, max_connections: int = 256) -
         health_check_interval=15,
         max_connections=max_connections,
         client_name="atende",
+        retry=Retry(
+            ExponentialBackoff(cap=0.5, base=0.05),
+            _RECONNECT_RETRIES,
+            supported_errors=(RedisConnectionError,),
+        ),
     )
 
 

@@ -56,3 +56,18 @@ async def test_consumer_reconnects_and_recreates_its_group_after_a_redis_restart
         await runner.stop()
         await redis.aclose()
         server.stop()
+
+
+async def test_a_client_answers_at_once_after_the_server_restarts(tmp_path: Path) -> None:
+    server = EmbeddedValkey(tmp_path / "valkey", persist=False)
+    await asyncio.to_thread(server.start)
+    redis = make_redis(server.url)
+    try:
+        assert await redis.ping()  # the pool now holds a connection the restart will kill
+        server.kill()
+        server = EmbeddedValkey(tmp_path / "valkey2", port=server.port, persist=False)
+        await asyncio.to_thread(server.start)
+        assert await redis.ping()
+    finally:
+        await redis.aclose()
+        server.stop()
