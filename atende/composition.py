@@ -16,6 +16,7 @@ from events.catalog import CATALOG
 from ingress.outbound import sending_problems
 from ingress.wiring import build_ingress_app
 from libs.health import ReadinessCheck, health_app, serve
+from libs.heap import freeze_startup_heap
 from libs.keys import KeySpace
 from libs.migrations.runner import apply_migrations
 from libs.postgres import open_pool, ping
@@ -143,6 +144,7 @@ async def run_worker(
                 checks=checks,
                 tracer=_ingress_tracer(settings),
             )
+        freeze_startup_heap()
         async with serve(app, settings.http_host, settings.http_port) as port:
             _log.info(
                 "atende running",

@@ -75,7 +75,12 @@ class Envelope(BaseModel, Generic[P]):
         if caused_by is not None:
             traceparent = traceparent or caused_by.traceparent
             tracestate = tracestate or caused_by.tracestate
-        envelope_type: type[Envelope[P]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+        envelope_type = _envelope_types.get(type(payload))
+        if envelope_type is None:
+            # ``Envelope[X]`` finds pydantic's cached parametrization, but slowly (microseconds
+            # per event on the ingress's hot path); the few payload types are kept here.
+            parametrized: type[Envelope[Any]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+            envelope_type = _envelope_types[type(payload)] = parametrized
         return envelope_type(
             id=event_id,
             type=payload.event_type,
@@ -98,6 +103,9 @@ class Envelope(BaseModel, Generic[P]):
     def with_trace(self, traceparent: str | None, tracestate: str | None) -> Self:
         """Return a copy carrying the given trace context."""
         return self.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
+
+
+_envelope_types: dict[type[EventPayload], type[Envelope[Any]]] = {}
 
 
 def unknown_fields(model: BaseModel, path: str = "") -> list[str]:

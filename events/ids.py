@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 
 _RAND_A_MAX = 0xFFF
 
@@ -34,7 +33,9 @@ class _UUID7Source:
             ms, seq = self._last_ms, self._seq
         rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
         value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand_b
-        return str(uuid.UUID(int=value))
+        # The canonical 8-4-4-4-12 form, written directly: a third of going through uuid.UUID.
+        digits = f"{value:032x}"
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 _source = _UUID7Source()

@@ -22,9 +22,14 @@ class IngressChannel:
     config: Channel
     adapter: InboundAdapter
     rate_limit: RateLimitItem = field(init=False)  # parsed once, used on every webhook
+    # The configured public URL as text (what signatures cover behind a proxy); None when
+    # webhooks are checked against the URL they were sent to.
+    public_url: str | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_limit", parse_rate_limit(self.config.rate_limit))
+        public_url = self.config.public_url
+        object.__setattr__(self, "public_url", str(public_url) if public_url else None)
 
     @property
     def content_type(self) -> str:

@@ -2,8 +2,9 @@
 
 Each webhook that passed its checks is submitted here; concurrent submissions are flushed
 together (``libs.group_commit``): one rate-limit hit per channel for all its webhooks in the
-batch, then one pipeline of append scripts for every admitted event. Under load this turns two
-round trips per webhook into two per batch.
+batch, then one pipeline of append scripts for every admitted event, then one log line per
+channel naming every provider message id of the batch. Under load this turns two round trips
+and a log line per webhook into two round trips and a line per batch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import structlog
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from ingress.append import Appended, AppendRequest, InboundAppender
@@ -18,6 +20,8 @@ from ingress.channel import IngressChannel
 from libs.group_commit import GroupCommit
 
 _MAX_BATCH = 256
+
+_log = structlog.get_logger("atende.ingress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class WebhookIntake:
             end = start + len(submission.requests)
             outcomes.append(appended[start:end])
             start = end
+        _log_appended(submissions, outcomes)
         return outcomes
 
     async def _admit(self, submissions: list[Submission]) -> list[bool]:
@@ -102,3 +107,27 @@ class WebhookIntake:
         while admitted < count and count > 1 and await self._limiter.hit(limit, key):
             admitted += 1
         return admitted
+
+
+def _log_appended(submissions: list[Submission], outcomes: list[Outcome]) -> None:
+    """One line per channel of the batch: what was appended, and what was a duplicate."""
+    by_channel: dict[str, list[tuple[Submission, list[Appended]]]] = {}
+    for submission, outcome in zip(submissions, outcomes, strict=True):
+        if outcome is not None:
+            by_channel.setdefault(submission.channel.config.id, []).append((submission, outcome))
+    for channel_id, stored in by_channel.items():
+        requests = [request for submission, _ in stored for request in submission.requests]
+        results = [result for _, outcome in stored for result in outcome]
+        duplicates = sum(result.duplicate for result in results)
+        _log.info(
+            "webhooks appended",
+            tenant_id=stored[0][0].channel.tenant_id,
+            channel=channel_id,
+            webhooks=len(stored),
+            events=len(results) - duplicates,
+            duplicates=duplicates,
+            provider_message_ids=[
+                request.envelope.payload.provider_message_id for request in requests
+            ],
+            conversation_ids=sorted({request.envelope.conversation_id for request in requests}),
+        )

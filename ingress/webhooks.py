@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 import time
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
+import orjson
 import structlog
 from aiohttp import web
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -19,7 +21,7 @@ from events.types import DeliveryStatusUpdated, InboxMessageReceived
 from events.types.common import Provider
 from ingress import problems
 from ingress.append import SEQ_MARKER, AppendRequest, InboundAppender
-from ingress.channel import FORM, IngressChannel
+from ingress.channel import FORM, JSON, IngressChannel
 from ingress.channels.base import (
     Inbound,
     InboundMessage,
@@ -88,33 +90,32 @@ class WebhookEndpoint:
             return problems.unavailable(f"the webhook could not be stored: {exc}")
         accepted = sum(not result.duplicate for result in results)
         duplicates = len(results) - accepted
-        _log.info(
-            "webhook accepted",
-            tenant_id=channel.tenant_id,
-            channel=channel.config.id,
-            provider_message_ids=[item.provider_message_id for item in items],
-            conversation_ids=sorted({request.envelope.conversation_id for request in batch}),
-            events=accepted,
-            duplicates=duplicates,
-        )
-        if results and accepted == 0:
-            return web.json_response({"status": "duplicate", "duplicates": duplicates})
-        return web.json_response(
-            {"status": "accepted", "events": accepted, "duplicates": duplicates}
-        )
+        return web.Response(body=_answer(accepted, duplicates), content_type=JSON)
 
     async def _retry_after_s(self, channel: IngressChannel) -> int:
         stats = await self._limiter.get_window_stats(channel.rate_limit, channel.config.id)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
 
+@functools.lru_cache(maxsize=256)
+def _answer(accepted: int, duplicates: int) -> bytes:
+    """The body of a 200: a few shapes repeated all day, so each is serialized once."""
+    if duplicates and accepted == 0:
+        return orjson.dumps({"status": "duplicate", "duplicates": duplicates})
+    return orjson.dumps({"status": "accepted", "events": accepted, "duplicates": duplicates})
+
+
 async def _read_body(request: web.Request, most: int) -> bytes:
     """The body, or its first ``most`` bytes when longer. ``read(n)`` alone returns only what
     has arrived so far, so a body sent in several packets would be cut short."""
-    chunks: list[bytes] = []
-    received = 0
+    content = request.content
+    first = await content.read(most)
+    if content.is_eof() or not first:  # the usual case: the whole body had arrived
+        return first
+    chunks = [first]
+    received = len(first)
     while received < most:  # bounded: each chunk is non-empty and ``most`` is finite
-        chunk = await request.content.read(most - received)
+        chunk = await content.read(most - received)
         if not chunk:
             break
         chunks.append(chunk)
@@ -123,25 +124,34 @@ async def _read_body(request: web.Request, most: int) -> bytes:
 
 
 def _webhook_request(request: web.Request, channel: IngressChannel, body: bytes) -> WebhookRequest:
-    public_url = str(channel.config.public_url) if channel.config.public_url else str(request.url)
-    if request.query_string and "?" not in public_url:
-        public_url += f"?{request.query_string}"
     form: list[tuple[str, str]] = []
     if channel.content_type == FORM:
         try:
             form = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
         except (UnicodeDecodeError, ValueError):
             form = []  # the adapter reports the missing fields by name
+    url = channel.public_url
+    if url is None:
+        url = _called_url(request)
+    elif request.query_string and "?" not in url:
+        url += f"?{request.query_string}"
     return WebhookRequest(
         method=request.method,
-        url=public_url,
+        url=url,
         headers=request.headers,
-        query=request.query,
         body=body,
         content_type=request.content_type,
         received_at=datetime.now(UTC),
         form=form,
     )
+
+
+def _called_url(request: web.Request) -> str:
+    """The URL as the caller wrote it: scheme, the Host header, path and query.
+
+    What ``str(request.url)`` gives, without building and normalizing a ``URL`` per request.
+    """
+    return f"{request.scheme}://{request.host}{request.raw_path}"
 
 
 def _trace_headers(request: web.Request) -> tuple[str, str | None]:

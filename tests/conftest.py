@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -9,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from libs.embedded.valkey import EmbeddedValkey
 from libs.keys import KeySpace
+from libs.observability.logging import configure_logging
 
 pytest_plugins = ["tests.pg_fixtures"]
 
@@ -67,3 +71,17 @@ async def _scan_batches(client: aioredis.Redis, pattern: str) -> AsyncIterator[l
 def repo_root() -> Path:
     """The checkout's root folder."""
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The process's log lines, as production renders them (JSON), for the test's duration."""
+    lines = io.StringIO()
+    configure_logging("INFO", "json", lines)
+    # Loggers bound while this test runs must not keep this stream after it.
+    structlog.configure(cache_logger_on_first_use=False)
+    try:
+        yield lines
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()

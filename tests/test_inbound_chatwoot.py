@@ -63,7 +63,6 @@ def webhook(body: bytes, headers: dict[str, str] | None = None) -> WebhookReques
         method="POST",
         url="https://atende.example.com/webhooks/chatwoot/cw-main",
         headers=CIMultiDict(headers if headers is not None else signed_headers(body)),
-        query={},
         body=body,
         content_type="application/json",
         received_at=NOW,

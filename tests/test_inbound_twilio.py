@@ -59,7 +59,6 @@ def webhook(
         method="POST",
         url=url,
         headers=CIMultiDict(headers if headers is not None else {HEADER: signature(url, form)}),
-        query=dict(parse_qsl(url.partition("?")[2])),
         body=urlencode(form).encode(),
         content_type="application/x-www-form-urlencoded",
         received_at=datetime.now(UTC),

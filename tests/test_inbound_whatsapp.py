@@ -57,7 +57,6 @@ def webhook(body: bytes, headers: dict[str, str] | None = None) -> WebhookReques
         method="POST",
         url="https://atende.example.com/webhooks/whatsapp/wa-main",
         headers=CIMultiDict(headers if headers is not None else {HEADER: signature(body)}),
-        query={},
         body=body,
         content_type="application/json",
         received_at=datetime.now(UTC),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -170,6 +171,25 @@ async def test_a_signed_webhook_becomes_one_numbered_event_and_a_repeat_is_a_dup
     assert first.payload.message.text == "Hi, can I book a cleaning?"
     assert first.payload.contact.display_name == "Ana"
     assert first.traceparent is not None, "every event carries a trace context"
+
+
+async def test_appended_webhooks_are_logged_per_batch_with_every_provider_id_masked(
+    base_url: str, log_lines: io.StringIO
+) -> None:
+    bodies = [webhook(f"wamid.logged.{n}") for n in range(5)]
+    answers = await asyncio.gather(*(post(base_url + URL, body, signed(body)) for body in bodies))
+    await post(base_url + URL, bodies[0], signed(bodies[0]))  # a provider's retry
+    assert [status for status, _ in answers] == [200] * 5
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    appended = [line for line in lines if line["event"] == "webhooks appended"]
+    assert {(line["tenant_id"], line["channel"]) for line in appended} == {("acme", "wa-main")}
+    logged = [wamid for line in appended for wamid in line["provider_message_ids"]]
+    assert sorted(logged) == sorted([f"wamid.logged.{n}" for n in range(5)] + ["wamid.logged.0"])
+    assert sum(line["webhooks"] for line in appended) == 6
+    assert sum(line["events"] for line in appended) == 5
+    assert sum(line["duplicates"] for line in appended) == 1
+    assert {c for line in appended for c in line["conversation_ids"]} == {"wa-main:55*********21"}
+    assert "5511987654321" not in log_lines.getvalue()
 
 
 async def test_the_callers_trace_context_is_carried_into_the_event(

@@ -22,26 +22,45 @@ ID_MAX_CHARS = 256
 
 def decode_body(body: bytes) -> JsonNode:
     """Decode a webhook body into the root node (see ``load_json`` for what is refused)."""
-    return JsonNode(cast(JsonValue, load_json(body)), "")
+    return JsonNode(cast(JsonValue, load_json(body)))
 
 
 class JsonNode:
-    """A JSON value and the dotted path that led to it."""
+    """A JSON value and where it sits in the body.
 
-    __slots__ = ("path", "value")
+    The dotted path is built only when asked for, which is when something is wrong: a valid
+    webhook is read without composing a path string per field.
+    """
 
-    def __init__(self, value: JsonValue, path: str) -> None:
+    __slots__ = ("_key", "_parent", "value")
+
+    def __init__(
+        self, value: JsonValue, parent: JsonNode | None = None, key: str | int = ""
+    ) -> None:
         self.value = value
-        self.path = path
+        self._parent = parent
+        self._key = key
+
+    @property
+    def path(self) -> str:
+        """The dotted path of this node (``entry[0].changes[0].value``; empty at the root)."""
+        if self._parent is None:
+            return ""
+        if isinstance(self._key, int):
+            return f"{self._parent.path}[{self._key}]"
+        return self._parent.field_path(self._key)
 
     def field_path(self, key: str) -> str:
         """The dotted path of ``key`` below this node."""
-        return f"{self.path}.{key}" if self.path else key
+        path = self.path
+        return f"{path}.{key}" if path else key
 
     def _object(self) -> dict[str, JsonValue]:
-        if not isinstance(self.value, dict):
-            raise PayloadInvalid(self.path or "body", f"{self.path or 'body'} must be an object")
-        return self.value
+        value = self.value
+        if type(value) is not dict:
+            path = self.path or "body"
+            raise PayloadInvalid(path, f"{path} must be an object")
+        return value
 
     def raw(self) -> dict[str, JsonValue]:
         """This node as an object, e.g. to keep a part we do not model."""
@@ -63,22 +82,22 @@ class JsonNode:
         value = self._object().get(key)
         if value is None:
             return None
-        node = JsonNode(value, self.field_path(key))
+        node = JsonNode(value, self, key)
         node._object()
         return node
 
     def items(self, key: str, *, required: bool = False) -> Iterator[JsonNode]:
         """The elements of the list at ``key`` (none when it is absent and not required)."""
-        path = self.field_path(key)
         value = self._object().get(key)
         if value is None:
             if required:
-                raise PayloadInvalid(path, f"{path} is missing")
+                raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} is missing")
             return
         if not isinstance(value, list):
-            raise PayloadInvalid(path, f"{path} must be a list")
+            raise PayloadInvalid(self.field_path(key), f"{self.field_path(key)} must be a list")
+        holder = JsonNode(value, self, key)
         for index, element in enumerate(value):
-            yield JsonNode(element, f"{path}[{index}]")
+            yield JsonNode(element, holder, index)
 
     def text(self, key: str) -> str:
         """The non-empty string at ``key``; required."""
@@ -138,17 +157,16 @@ class JsonNode:
 
     def opt_unix_time(self, key: str) -> datetime | None:
         """The Unix time in seconds at ``key`` (a numeric string or a number), as UTC."""
-        path = self.field_path(key)
         value = self._object().get(key)
         if value is None:
             return None
-        problem = PayloadInvalid(path, f"{path} must be a Unix time in seconds")
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise problem
-        try:
-            return datetime.fromtimestamp(int(value), UTC)
-        except (ValueError, OverflowError, OSError):
-            raise problem from None
+        if not isinstance(value, bool) and isinstance(value, str | int):
+            try:
+                return datetime.fromtimestamp(int(value), UTC)
+            except (ValueError, OverflowError, OSError):
+                pass
+        path = self.field_path(key)
+        raise PayloadInvalid(path, f"{path} must be a Unix time in seconds")
 
 
 def invalid_model(path: str, error: ValidationError) -> PayloadInvalid:

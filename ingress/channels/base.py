@@ -34,7 +34,6 @@ class WebhookRequest:
     method: str
     url: str
     headers: Mapping[str, str]
-    query: Mapping[str, str]
     body: bytes
     content_type: str
     received_at: datetime

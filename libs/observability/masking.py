@@ -30,7 +30,7 @@ def mask_phone_numbers(text: str) -> str:
 _MAX_DEPTH = 4  # log values are flat or shallow; deeper parts are rendered as they are
 
 
-def _masked(value: object, depth: int = 0) -> object:
+def _masked(value: object, depth: int) -> object:
     if isinstance(value, str):
         return _PHONE.sub(_mask, value)
     if depth >= _MAX_DEPTH:
@@ -49,6 +49,14 @@ def mask_phone_numbers_processor(
 
     Runs after exceptions are formatted, so tracebacks are masked too.
     """
+    flat = [value for value in event_dict.values() if type(value) is str]
+    # One search over every flat string tells whether any needs masking: most lines hold
+    # none, and a call per value costs more than the search itself. '\n' ends a match.
+    flat_has_phone = _PHONE.search("\n".join(flat)) is not None
     for key, value in event_dict.items():
-        event_dict[key] = _masked(value)
+        if type(value) is str:
+            if flat_has_phone:
+                event_dict[key] = _PHONE.sub(_mask, value)
+        elif not isinstance(value, int | float | bool | None):
+            event_dict[key] = _masked(value, 0)
     return event_dict
