@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-import secrets
+import random
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -14,6 +14,7 @@ import orjson
 import structlog
 from aiohttp import web
 from limits.aio.strategies import MovingWindowRateLimiter
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from events.envelope import Envelope
@@ -79,7 +80,13 @@ class WebhookEndpoint:
         except RecursionError:
             return problems.problem(400, "invalid_payload", "the body is nested too deeply")
         traceparent = _trace_headers(request)
-        batch = [_event(channel, item, webhook.received_at, traceparent) for item in items]
+        try:
+            batch = [_event(channel, item, webhook.received_at, traceparent) for item in items]
+        except ValidationError as exc:
+            # The adapters bound each provider value; what is left is a combination over the
+            # contract's limits, such as a channel id plus a very long sender id.
+            detail, field = _contract_misfit(exc)
+            return problems.problem(400, "invalid_payload", detail, field=field)
         # Counted against the channel's rate limit only once genuine: forgeries are refused
         # above and cannot spend the budget of the channel they impersonate.
         try:
@@ -95,6 +102,13 @@ class WebhookEndpoint:
     async def _retry_after_s(self, channel: IngressChannel) -> int:
         stats = await self._limiter.get_window_stats(channel.rate_limit, channel.config.id)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _contract_misfit(error: ValidationError) -> tuple[str, str]:
+    """The detail and field of a normalized webhook the event contract refuses."""
+    first = error.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"])
+    return f"the webhook does not fit the event contract: {field}: {first['msg']}", field
 
 
 @functools.lru_cache(maxsize=256)
@@ -162,7 +176,11 @@ def _trace_headers(request: web.Request) -> tuple[str, str | None]:
     incoming = request.headers.get("traceparent", "")
     if len(incoming) == 55 and incoming.startswith("00-") and incoming[35] == "-":
         return incoming, request.headers.get("tracestate")
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01", None
+    # Trace and span ids need to be unique, not secret: drawn as OpenTelemetry's SDK draws
+    # them (random.getrandbits), without two urandom system calls per webhook.
+    trace_id = random.getrandbits(128) or 1
+    span_id = random.getrandbits(64) or 1
+    return f"00-{trace_id:032x}-{span_id:016x}-01", None
 
 
 def inbox_payload(

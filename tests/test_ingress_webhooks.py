@@ -103,6 +103,12 @@ def webhook(wamid: str, text: str = "Hi, can I book a cleaning?") -> bytes:
     ).encode()
 
 
+# A sender id within the provider-id bound, too long once prefixed by the channel id.
+LONG_SENDER = webhook("wamid.long").replace(
+    b'"from": "5511987654321"', b'"from": "' + b"7" * 250 + b'"'
+)
+
+
 def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
     signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"}
@@ -273,6 +279,14 @@ async def test_with_spans_exported_each_request_gets_a_server_span_the_event_con
             "larger than this channel's limit of 65536 bytes",
         ),
         (URL, b"{not json", signed(b"{not json"), 400, "invalid_payload", ""),
+        (
+            URL,
+            LONG_SENDER,
+            signed(LONG_SENDER),
+            400,
+            "invalid_payload",
+            "does not fit the event contract: conversation_id",
+        ),
     ],
 )
 async def test_bad_requests_are_refused_with_a_reason_and_publish_nothing(
