@@ -8,6 +8,7 @@ loop, and under load batches grow by themselves to what arrived during one round
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -40,7 +41,11 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
         self._queue.append((items, future))
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._drain(), name="group-commit")
+            # A fresh context: the flusher serves every caller, so it must not run (and log,
+            # or open spans) inside the trace of whichever request happened to start it.
+            self._flusher = asyncio.create_task(
+                self._drain(), name="group-commit", context=contextvars.Context()
+            )
         return await future
 
     async def _drain(self) -> None:

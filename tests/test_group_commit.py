@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -93,3 +94,21 @@ async def test_a_flush_returning_the_wrong_number_of_results_is_an_error() -> No
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         GroupCommit(Recorder().flush, max_batch=0)
+
+
+async def test_the_flush_does_not_run_in_the_context_of_the_caller_that_started_it() -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+    seen: list[str] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        seen.append(request_id.get())
+        return items
+
+    commit = GroupCommit(flush)
+
+    async def caller(n: int) -> list[int]:
+        request_id.set(f"request-{n}")
+        return await commit.submit([n])
+
+    assert await asyncio.gather(caller(1), caller(2)) == [[1], [2]]
+    assert seen == ["-"], "the shared flush carries no caller's context (trace, log fields)"
