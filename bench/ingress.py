@@ -1,11 +1,12 @@
 """Webhooks per second through the full ingress, against a bare handler doing one XADD.
 
-Each round starts ``atende ingress`` (a WhatsApp channel from a generated config file) and the
-bare aiohttp handler of ``bench._bare_ingress`` as their own processes on the same Redis, and
-sends each the same number of signed WhatsApp text webhooks (unique message ids, contacts
-spread over many conversations) from 32 keep-alive connections of one load generator. The
-last line is one JSON object: requests per second of both, their ratio, and the ingress's
-median p50/p99 latency over the rounds.
+Each round starts ``atende ingress`` (a WhatsApp channel from a generated config file), the
+bare aiohttp handler of ``bench._bare_ingress`` and, as a reference, the same bare handler with
+batched appends, as their own processes on the same Redis, and sends each the same number of
+signed WhatsApp text webhooks (unique message ids, contacts spread over many conversations)
+from 32 keep-alive connections of one load generator. The last line is one JSON object:
+requests per second of the ingress and the bare handler, their ratio, and the ingress's median
+p50/p99 latency over the rounds.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ PHONE_NUMBER_ID = "106540352242922"
 _READY_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 30.0
 TARGET_RATIO = 1.0
+# The ingress, the target's baseline, and a reference: the baseline with batched appends.
+CONTENDERS = ("atende", "bare", "batched")
 TARGET_P99_MS = 30.0
 
 
@@ -172,7 +175,8 @@ async def measure(
         }
         argv = [sys.executable, "-m", "atende", "ingress"]
     else:
-        argv = [sys.executable, "-m", "bench._bare_ingress", url, f"{namespace}:bare", str(port)]
+        argv = [sys.executable, "-m", "bench._bare_ingress", url, f"{namespace}:{kind}", str(port)]
+        argv += ["--batched"] if kind == "batched" else []
     requests = signed_requests(args.warmup + args.requests, port, args.contacts)
     async with server(argv, env, port) as process:
         await run_load("127.0.0.1", port, requests[: args.warmup], connections=args.connections)
@@ -187,15 +191,15 @@ async def run(args: argparse.Namespace, url: str, console: Console) -> dict[str,
     """Interleave the contenders' rounds; return the summary."""
     run_namespace = f"bench-ingress-{secrets.token_hex(3)}"
     redis = aioredis.Redis.from_url(url, socket_timeout=30)
-    rates: dict[str, list[float]] = {"atende": [], "bare": []}
-    cpu_us: dict[str, list[float]] = {"atende": [], "bare": []}
+    rates: dict[str, list[float]] = {kind: [] for kind in CONTENDERS}
+    cpu_us: dict[str, list[float]] = {kind: [] for kind in CONTENDERS}
     p50: list[float] = []
     p99: list[float] = []
     try:
         server_name = await server_version(redis)
         with tempfile.TemporaryDirectory(prefix="bench-ingress-") as folder:
             for round_no in range(1, args.rounds + 1):
-                for kind in ("atende", "bare"):
+                for kind in CONTENDERS:
                     namespace = f"{run_namespace}.{round_no}.{kind}"
                     result, cpu = await measure(kind, url, namespace, args, Path(folder))
                     rates[kind].append(result.rps)
@@ -218,7 +222,12 @@ async def run(args: argparse.Namespace, url: str, console: Console) -> dict[str,
         f"{machine.cpu}, {machine.cores} cores, Python {machine.python}, {server_name}, "
         f"rev {machine.revision}; {args.requests:,} webhooks x {args.rounds} rounds, "
         f"{args.connections} connections; server CPU per webhook (median): "
-        f"atende {median(cpu_us['atende']):.0f} µs, bare {median(cpu_us['bare']):.0f} µs"
+        + ", ".join(f"{kind} {median(cpu_us[kind]):.0f} µs" for kind in CONTENDERS)
+    )
+    console.print(
+        f"reference, batched bare handler (batching alone, no other work): "
+        f"{median(rates['batched']):,.0f} webhooks/s, "
+        f"{median(rates['batched']) / bare_rps:.2f}x the bare handler"
     )
     return {
         "bench": "ingress",
