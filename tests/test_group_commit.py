@@ -110,5 +110,5 @@ async def test_the_flush_does_not_run_in_the_context_of_the_caller_that_started_
         request_id.set(f"request-{n}")
         return await commit.submit([n])
 
-    assert await asyncio.gather(caller(1), caller(2)) == [[1], [2]]
+    assert list(await asyncio.gather(caller(1), caller(2))) == [[1], [2]]
     assert seen == ["-"], "the shared flush carries no caller's context (trace, log fields)"
