@@ -23,6 +23,7 @@ from events.types.common import Provider
 from ingress import problems
 from ingress.append import SEQ_MARKER, AppendRequest, InboundAppender
 from ingress.channel import FORM, JSON, IngressChannel
+from ingress.channels._inbound_json import field_path
 from ingress.channels.base import (
     Inbound,
     InboundMessage,
@@ -107,7 +108,7 @@ class WebhookEndpoint:
 def _contract_misfit(error: ValidationError) -> tuple[str, str]:
     """The detail and field of a normalized webhook the event contract refuses."""
     first = error.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"])
+    field = field_path(first["loc"])
     return f"the webhook does not fit the event contract: {field}: {first['msg']}", field
 
 
