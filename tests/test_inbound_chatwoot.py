@@ -7,7 +7,6 @@ every signature here is computed in the test with ``hmac`` directly, never by th
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import hmac
 import json
@@ -36,7 +35,7 @@ from ingress.channels.base import (
 )
 from ingress.channels.chatwoot_inbound import ChatwootInbound
 from ingress.webhooks import inbox_payload
-from tests.inbound_support import parse_or_refusal
+from tests.inbound_support import mutated, parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chatwoot"
 SECRET = "cw-4f0e9b2d71c84a6e"
@@ -379,35 +378,8 @@ _ODD_VALUES: list[Any] = [
 ]  # fmt: skip
 
 
-def _slots(node: Any) -> list[tuple[Any, Any]]:
-    found: list[tuple[Any, Any]] = []
-    pending = [node]
-    while pending:
-        current = pending.pop()
-        pairs = current.items() if isinstance(current, dict) else enumerate(current)
-        for key, value in list(pairs):
-            found.append((current, key))
-            if isinstance(value, dict | list):
-                pending.append(value)
-    return found
-
-
 def _mutated(document: Any, rng: random.Random) -> Any:
-    result = copy.deepcopy(document)
-    for _ in range(rng.randint(1, 3)):
-        slots = _slots(result)
-        if not slots:
-            break
-        container, key = rng.choice(slots)
-        roll = rng.random()
-        if roll < 0.55:
-            container[key] = copy.deepcopy(rng.choice(_ODD_VALUES))
-        elif roll < 0.8 and isinstance(container, dict):
-            del container[key]
-        else:
-            other, other_key = rng.choice(slots)
-            container[key] = copy.deepcopy(other[other_key])
-    return result
+    return mutated(document, rng, _ODD_VALUES, most_changes=3, replace_share=0.55)
 
 
 def _attempt(body: bytes) -> list[Inbound] | PayloadInvalid:

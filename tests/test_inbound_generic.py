@@ -8,7 +8,6 @@ Fixtures under ``tests/fixtures/generic`` are written from the format documented
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import hmac
 import json
@@ -43,7 +42,7 @@ from ingress.channels.base import (
 )
 from ingress.channels.generic_inbound import GenericInbound
 from ingress.webhooks import inbox_payload
-from tests.inbound_support import parse_or_refusal
+from tests.inbound_support import mutated, parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "generic"
 SECRET = "gen-2c9d7e41b0a3"
@@ -326,35 +325,8 @@ _ODD_VALUES: list[Any] = [
 ]  # fmt: skip
 
 
-def _slots(node: Any) -> list[tuple[Any, Any]]:
-    found: list[tuple[Any, Any]] = []
-    pending = [node]
-    while pending:
-        current = pending.pop()
-        pairs = current.items() if isinstance(current, dict) else enumerate(current)
-        for key, value in list(pairs):
-            found.append((current, key))
-            if isinstance(value, dict | list):
-                pending.append(value)
-    return found
-
-
 def _mutated(document: Any, rng: random.Random) -> Any:
-    result = copy.deepcopy(document)
-    for _ in range(rng.randint(1, 2)):
-        slots = _slots(result)
-        if not slots:
-            break
-        container, key = rng.choice(slots)
-        roll = rng.random()
-        if roll < 0.5:
-            container[key] = copy.deepcopy(rng.choice(_ODD_VALUES))
-        elif roll < 0.8 and isinstance(container, dict):
-            del container[key]
-        else:
-            other, other_key = rng.choice(slots)
-            container[key] = copy.deepcopy(other[other_key])
-    return result
+    return mutated(document, rng, _ODD_VALUES, most_changes=2, replace_share=0.5)
 
 
 def _attempt(body: bytes) -> list[Inbound] | PayloadInvalid:

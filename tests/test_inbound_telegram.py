@@ -7,7 +7,6 @@ reference; the secret token is compared here as plain text, never through the ad
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import random
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from ingress.channels.base import (
 )
 from ingress.channels.telegram_inbound import TelegramInbound
 from ingress.webhooks import inbox_payload
-from tests.inbound_support import parse_or_refusal
+from tests.inbound_support import mutated, parse_or_refusal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
 SECRET = "tg-hook_5b1e0c7d9a"
@@ -413,36 +412,8 @@ _ODD_VALUES: list[Any] = [
 ]  # fmt: skip
 
 
-def _slots(node: Any) -> list[tuple[Any, Any]]:
-    """Every (container, key) pair in a decoded document."""
-    found: list[tuple[Any, Any]] = []
-    pending = [node]
-    while pending:
-        current = pending.pop()
-        pairs = current.items() if isinstance(current, dict) else enumerate(current)
-        for key, value in list(pairs):
-            found.append((current, key))
-            if isinstance(value, dict | list):
-                pending.append(value)
-    return found
-
-
 def _mutated(document: Any, rng: random.Random) -> Any:
-    copy_ = copy.deepcopy(document)
-    for _ in range(rng.randint(1, 3)):
-        slots = _slots(copy_)
-        if not slots:
-            break
-        container, key = rng.choice(slots)
-        roll = rng.random()
-        if roll < 0.55:
-            container[key] = copy.deepcopy(rng.choice(_ODD_VALUES))
-        elif roll < 0.8 and isinstance(container, dict):
-            del container[key]
-        else:
-            other, other_key = rng.choice(slots)
-            container[key] = copy.deepcopy(other[other_key])
-    return copy_
+    return mutated(document, rng, _ODD_VALUES, most_changes=3, replace_share=0.55)
 
 
 def _attempt(body: bytes) -> list[Inbound] | PayloadInvalid:
