@@ -41,9 +41,7 @@ async def open_resources(
     sections = dict(config or {})
     redis = make_redis(urls.redis_url, block_ms=settings.block_ms)
     keys = KeySpace(settings.namespace)
-    publisher = Publisher(
-        redis, keys, partitions=settings.stream_partitions, maxlen=settings.stream_maxlen
-    )
+    publisher = Publisher(redis, keys, partitions=settings.stream_partitions)
     try:
         if urls.database_url is None:
             yield Resources(settings, redis, keys, CATALOG, publisher, config=sections)
@@ -140,7 +138,7 @@ async def run_worker(
                 redis=resources.redis,
                 keys=resources.keys,
                 partitions=settings.stream_partitions,
-                maxlen=settings.stream_maxlen,
+                capacity=settings.stream_capacity,
                 checks=checks,
                 tracer=_ingress_tracer(settings),
             )

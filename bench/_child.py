@@ -77,9 +77,7 @@ class AtendeConsumer:
         redis = self._redis = make_redis(settings.redis_url, block_ms=settings.block_ms)
         await redis.ping()
         keys = KeySpace(settings.namespace)
-        publisher = Publisher(
-            redis, keys, partitions=settings.stream_partitions, maxlen=settings.stream_maxlen
-        )
+        publisher = Publisher(redis, keys, partitions=settings.stream_partitions)
         resources = Resources(settings, redis, keys, CATALOG, publisher)
 
         async def handle(_delivery: Delivery) -> None:

@@ -52,7 +52,7 @@ def inbox_envelopes(count: int) -> Iterator[list[Envelope[Any]]]:
 
 async def fill_atende(redis: aioredis.Redis, keys: KeySpace, partitions: int, count: int) -> None:
     """Publish ``count`` events with atende's publisher over ``partitions`` partitions."""
-    publisher = Publisher(redis, keys, partitions=partitions, maxlen=count + _CHUNK)
+    publisher = Publisher(redis, keys, partitions=partitions)
     for chunk in inbox_envelopes(count):
         await publisher.publish_many(chunk)
 

@@ -103,7 +103,7 @@ class InboundAppender:
         keys: KeySpace,
         *,
         partitions: int,
-        maxlen: int,
+        capacity: int,
         dedup_ttl_s: int = 7 * 24 * 3600,
     ) -> None:
         if dedup_ttl_s < 1:
@@ -111,7 +111,7 @@ class InboundAppender:
         self._redis = redis
         self._keys = keys
         self._partitions = partitions
-        self._maxlen = maxlen
+        self._capacity = capacity
         self._dedup_ttl_s = dedup_ttl_s
 
     async def append(
@@ -153,7 +153,7 @@ class InboundAppender:
             )
             call = by_partition.get(partition)
             if call is None:
-                call = by_partition[partition] = _PartitionCall(args=[self._maxlen])
+                call = by_partition[partition] = _PartitionCall(args=[self._capacity])
             call.positions.append(position)
             call.keys += (
                 self._keys.dedup(item.dedup_scope, partition, item.dedup_key),

@@ -63,13 +63,13 @@ def build_ingress_app(
     redis: aioredis.Redis,
     keys: KeySpace,
     partitions: int,
-    maxlen: int,
+    capacity: int,
     checks: Mapping[str, ReadinessCheck],
     tracer: trace.Tracer | None = None,
 ) -> web.Application:
     """The webhook routes of every configured channel, with health and metrics."""
     channels = ingress_channels(config)
-    appender = InboundAppender(redis, keys, partitions=partitions, maxlen=maxlen)
+    appender = InboundAppender(redis, keys, partitions=partitions, capacity=capacity)
     endpoint = WebhookEndpoint(channels, appender, redis_limiter(redis, keys))
     return ingress_app(
         endpoint, checks, handshakes={"whatsapp": whatsapp_handshake(channels)}, tracer=tracer

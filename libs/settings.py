@@ -50,7 +50,14 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path(".atende"), description="Embedded servers' data.")
     stream_partitions: int = Field(default=4, ge=1, le=1024)
-    stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate, per partition.")
+    stream_capacity: int = Field(
+        default=100_000,
+        ge=100,
+        description="Entries a partition may hold before the ingress refuses webhooks (503).",
+    )
+    dead_letter_maxlen: int = Field(
+        default=100_000, ge=100, description="Dead letters kept per partition (approximate)."
+    )
 
     batch_size: int = Field(default=100, ge=1, le=10_000)
     concurrency: int = Field(default=64, ge=1, le=10_000)

@@ -113,7 +113,7 @@ def served_ingress(redis_url: str, keys: KeySpace) -> Iterator[ServedIngress]:
             redis=client,
             keys=keys,
             partitions=2,
-            maxlen=10_000,
+            capacity=10_000,
             checks={"redis": redis_reachable},
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_TIMEOUT_S / 2)

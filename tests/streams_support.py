@@ -88,9 +88,7 @@ def make_runner(
 
 def make_publisher(redis: aioredis.Redis, keys: KeySpace, settings: Settings) -> Publisher:
     """A publisher with the settings' partitions."""
-    return Publisher(
-        redis, keys, partitions=settings.stream_partitions, maxlen=settings.stream_maxlen
-    )
+    return Publisher(redis, keys, partitions=settings.stream_partitions)
 
 
 async def eventually(

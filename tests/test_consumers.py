@@ -33,7 +33,7 @@ async def test_archive_keeps_every_event_once_even_when_redelivered(
 ) -> None:
     [archive] = select(discover(), ["archive"])
     settings = fast_settings(stream_partitions=2)
-    publisher = Publisher(redis, keys, partitions=2, maxlen=10_000)
+    publisher = Publisher(redis, keys, partitions=2)
     events = [fresh(payload.event_type, f"c{i}") for i, payload in enumerate(CATALOG)]
     await publisher.publish_many(events)
     runner = ConsumerRunner(

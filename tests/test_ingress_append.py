@@ -29,7 +29,7 @@ def inbound(wamid: str, conversation: str = "wa-main:5511987654321") -> Envelope
 
 
 def appender(redis: aioredis.Redis, keys: KeySpace) -> InboundAppender:
-    return InboundAppender(redis, keys, partitions=PARTITIONS, maxlen=10_000, dedup_ttl_s=60)
+    return InboundAppender(redis, keys, partitions=PARTITIONS, capacity=10_000, dedup_ttl_s=60)
 
 
 async def stored(redis: aioredis.Redis, keys: KeySpace, envelope: Envelope[Any]) -> list[Any]:

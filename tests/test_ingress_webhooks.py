@@ -129,7 +129,7 @@ async def serve(
             tenant.id, channel, WhatsAppInbound(channel.secrets.app_secret.reveal())
         )
     }
-    appender = InboundAppender(redis, keys, partitions=PARTITIONS, maxlen=10_000)
+    appender = InboundAppender(redis, keys, partitions=PARTITIONS, capacity=10_000)
     endpoint = WebhookEndpoint(ready, appender, redis_limiter(redis, keys))
     app = ingress_app(
         endpoint, {}, handshakes={"whatsapp": whatsapp_handshake(ready)}, tracer=tracer

@@ -72,7 +72,7 @@ async def test_an_update_published_is_stored_and_a_redelivery_changes_nothing(
     )
     [consumer] = select(discover(), ["memory-manager"])
     settings = fast_settings(stream_partitions=2)
-    await Publisher(redis, keys, partitions=2, maxlen=1_000).publish(event)
+    await Publisher(redis, keys, partitions=2).publish(event)
     runner = ConsumerRunner(
         consumer,
         handler(pg_pool),

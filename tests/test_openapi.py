@@ -99,7 +99,7 @@ def _served_routes(config: ChannelsConfig, redis_url: str) -> set[tuple[str, str
         redis=client,
         keys=KeySpace("unused"),
         partitions=1,
-        maxlen=100,
+        capacity=100,
         checks={},
     )
     routes = {

@@ -31,7 +31,7 @@ def _resources(
     redis: aioredis.Redis, keys: KeySpace, pool: asyncpg.Pool, config: dict[str, object]
 ) -> Resources:
     settings = fast_settings(stream_partitions=2)
-    publisher = Publisher(redis, keys, partitions=2, maxlen=10_000)
+    publisher = Publisher(redis, keys, partitions=2)
     return Resources(settings, redis, keys, CATALOG, publisher, pool, config)
 
 

@@ -89,7 +89,7 @@ def tool_services(
 ) -> ToolServices:
     """Services on the test's Redis namespace and database."""
     partitions = Settings().stream_partitions
-    publisher = Publisher(redis, keys, partitions=partitions, maxlen=10_000)
+    publisher = Publisher(redis, keys, partitions=partitions)
     return ToolServices(
         redis=redis, keys=keys, publisher=publisher, postgres=pool, settings=settings
     )

@@ -63,7 +63,7 @@ class RunnerConfig:
             ),
             handler_timeout_s=consumer.handler_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
-            dead_letter_maxlen=settings.stream_maxlen,
+            dead_letter_maxlen=settings.dead_letter_maxlen,
             stats_interval_s=settings.stream_stats_interval_s,
             start_id=consumer.start_id,
         )

@@ -16,19 +16,17 @@ from libs.streams.codec import entry_fields
 
 
 class Publisher:
-    """XADDs envelopes to the partition of their conversation, trimming approximately.
+    """XADDs envelopes to the partition of their conversation.
 
-    The current span's trace context is written into each envelope, so the consumer's span
-    continues the producer's trace.
+    Appends never trim: an entry leaves its stream only once every group has acknowledged or
+    dead-lettered it (``libs.streams.trimming``). The current span's trace context is written
+    into each envelope, so the consumer's span continues the producer's trace.
     """
 
-    def __init__(
-        self, redis: aioredis.Redis, keys: KeySpace, *, partitions: int, maxlen: int
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: KeySpace, *, partitions: int) -> None:
         self._redis = redis
         self._keys = keys
         self.partitions = partitions
-        self.maxlen = maxlen
 
     def stream_key(self, envelope: Envelope[Any]) -> str:
         """Physical stream that ``envelope`` goes to."""
@@ -41,8 +39,6 @@ class Publisher:
         entry_id = await self._redis.xadd(
             self.stream_key(envelope),
             entry_fields(envelope),  # type: ignore[arg-type]
-            maxlen=self.maxlen,
-            approximate=True,
         )
         EVENTS_PUBLISHED.labels(envelope.stream).inc()
         return _text(entry_id)
@@ -57,8 +53,6 @@ class Publisher:
                 pipe.xadd(
                     self.stream_key(envelope),
                     entry_fields(envelope),  # type: ignore[arg-type]
-                    maxlen=self.maxlen,
-                    approximate=True,
                 )
             entry_ids = await pipe.execute()
         for envelope in traced:
