@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 
 import aiohttp
-import pytest
 import redis.asyncio as aioredis
 import structlog
 from opentelemetry import trace
@@ -18,7 +16,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from events.envelope import Envelope
 from libs.health import health_app, serve
 from libs.keys import KeySpace
-from libs.observability.logging import configure_logging
 from libs.streams import Delivery
 from tests.streams_support import (
     ProbeEcho,
@@ -158,11 +155,9 @@ async def test_metrics_and_readiness_are_served(redis: aioredis.Redis, keys: Key
 async def test_without_an_exporter_logs_and_published_events_keep_the_trace(
     redis: aioredis.Redis,
     keys: KeySpace,
-    request: pytest.FixtureRequest,
+    log_lines: io.StringIO,
 ) -> None:
-    lines_out = io.StringIO()
-    configure_logging("INFO", "json", stream=lines_out)
-    request.addfinalizer(_reset_logging)
+    lines_out = log_lines
     settings = fast_settings(stream_partitions=1)
     publisher = make_publisher(redis, keys, settings)
     echoes: list[Envelope[ProbeEcho]] = []
@@ -207,14 +202,8 @@ async def test_without_an_exporter_logs_and_published_events_keep_the_trace(
     assert echoes[0].traceparent[3:35] == trace_id
 
 
-def _reset_logging() -> None:
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-
-
-def test_phone_numbers_are_masked_in_log_lines_but_ids_are_not() -> None:
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
+def test_phone_numbers_are_masked_in_log_lines_but_ids_are_not(log_lines: io.StringIO) -> None:
+    stream = log_lines
     event_id = "0193a4b2-1234-7000-8000-123456789012"
     structlog.get_logger("t").info(
         "webhook accepted",
@@ -233,9 +222,8 @@ def test_phone_numbers_are_masked_in_log_lines_but_ids_are_not() -> None:
     assert "987654" not in stream.getvalue()
 
 
-def test_phone_numbers_in_tracebacks_and_nested_values_are_masked() -> None:
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
+def test_phone_numbers_in_tracebacks_and_nested_values_are_masked(log_lines: io.StringIO) -> None:
+    stream = log_lines
     try:
         raise KeyError("conversation wa-main:5511999998888 is unknown")
     except KeyError:
