@@ -39,6 +39,21 @@ def make_redis(url: str, *, block_ms: int = 1_000, max_connections: int = 256) -
     )
 
 
+def blocking_client(client: aioredis.Redis, connections: int = 1) -> aioredis.Redis:
+    """A client with ``connections`` sockets of its own, configured like ``client``.
+
+    Blocking reads hold their socket for up to block_ms; on the command pool they would take
+    the connections that acknowledgements and appends need.
+    """
+    pool = client.connection_pool
+    own_pool = aioredis.ConnectionPool(
+        connection_class=pool.connection_class,
+        max_connections=connections,
+        **pool.connection_kwargs,
+    )
+    return aioredis.Redis.from_pool(own_pool)  # closing the client closes its pool
+
+
 @asynccontextmanager
 async def open_redis(url: str, *, block_ms: int = 1_000) -> AsyncIterator[aioredis.Redis]:
     """Yield a client for ``url`` and close its pool on exit."""

@@ -67,7 +67,14 @@ class Settings(BaseSettings):
     retry_base_ms: int = Field(default=500, ge=1)
     retry_max_ms: int = Field(default=30_000, ge=1)
     shutdown_grace_s: float = Field(default=30.0, gt=0, le=3_600)
-    stream_stats_interval_s: float = Field(default=5.0, gt=0)
+    stream_stats_interval_s: float = Field(
+        default=5.0, gt=0, description="Lag gauges are sampled and streams trimmed this often."
+    )
+    consumer_prune_idle_s: float = Field(
+        default=3_600.0,
+        gt=0,
+        description="Consumers idle this long with nothing pending are removed from groups.",
+    )
 
     http_host: str = "0.0.0.0"  # noqa: S104 - the health/metrics server must be reachable in a pod
     http_port: int = Field(default=8080, ge=0, le=65_535)

@@ -118,3 +118,35 @@ async def test_sigterm_finishes_in_flight_work_leaves_nothing_pending_and_exits_
     assert await started() == await finished(), "every handler that started finished"
     assert await group_pending(redis, keys, "probe", 2) == 0
     assert await finished() < 60, "it stopped reading instead of draining the streams"
+
+
+async def test_workers_killed_before_starting_queued_entries_cause_no_false_dead_letters(
+    redis_url: str, redis: aioredis.Redis, keys: KeySpace, namespace: str
+) -> None:
+    # max_deliveries is 3 (tests.proc_worker's settings). Four workers in turn take all six
+    # entries into their queue, start the first one and are SIGKILLed mid-run: only the
+    # entries whose handler started count those deliveries.
+    settings = fast_settings(stream_partitions=2)
+    await make_publisher(redis, keys, settings).publish_many([probe(n, "c") for n in range(6)])
+    started = counter(redis, f"{namespace}:started")
+    options = ("--delay-ms", "60000", "--concurrency", "1", "--batch-size", "10")
+    for round_number in range(1, 5):
+        async with worker_process(redis_url, namespace, *options) as victim:
+
+            async def one_more_started(expected: int = round_number) -> bool:
+                return await started() >= expected
+
+            await eventually(one_more_started, what=f"a handler start in round {round_number}")
+            victim.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(victim.wait, 10)
+    async with worker_process(redis_url, namespace, "--delay-ms", "1") as survivor:
+
+        async def settled() -> bool:
+            return await group_pending(redis, keys, "probe", 2) == 0
+
+        await eventually(settled, timeout_s=20, what="every entry handled or dead-lettered")
+        survivor.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(survivor.wait, 20)
+    dead = sum([await redis.xlen(keys.dead_letters("test.probe", p)) for p in range(2)])
+    assert dead == 1, "only the entry whose handler died with three processes is given up"
+    assert int(await redis.get(f"{namespace}:effects") or 0) == 5

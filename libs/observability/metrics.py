@@ -43,6 +43,21 @@ STREAM_PENDING = Gauge(
     ["stream", "group", "partition"],
 )
 STREAM_LENGTH = Gauge("stream_length", "Entries in a stream partition.", ["stream", "partition"])
+STREAM_TRIMMED = Counter(
+    "stream_entries_trimmed_total",
+    "Entries removed after every group acknowledged or dead-lettered them.",
+    ["stream"],
+)
+STREAM_ENTRIES_LOST = Counter(
+    "stream_entries_lost_total",
+    "Pending entries found gone from their stream when reclaimed (never handled).",
+    ["stream", "group"],
+)
+STREAM_CONSUMERS_PRUNED = Counter(
+    "stream_consumers_pruned_total",
+    "Consumers removed from a group after idling with nothing pending.",
+    ["stream", "group"],
+)
 CONSUMER_RECONNECTS = Counter(
     "stream_consumer_reconnects_total", "Read loops that lost Redis and reconnected.", ["stream"]
 )

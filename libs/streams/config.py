@@ -33,6 +33,7 @@ class RunnerConfig:
     shutdown_grace_s: float
     dead_letter_maxlen: int
     stats_interval_s: float
+    consumer_prune_idle_ms: int = 3_600_000
     start_id: str = "0"
 
     def __post_init__(self) -> None:
@@ -65,5 +66,6 @@ class RunnerConfig:
             shutdown_grace_s=settings.shutdown_grace_s,
             dead_letter_maxlen=settings.dead_letter_maxlen,
             stats_interval_s=settings.stream_stats_interval_s,
+            consumer_prune_idle_ms=int(settings.consumer_prune_idle_s * 1000),
             start_id=consumer.start_id,
         )

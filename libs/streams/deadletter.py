@@ -86,29 +86,17 @@ class DeadLetter:
         return fields
 
 
-async def move_to_dead_letters(
-    redis: aioredis.Redis,
-    letter: DeadLetter,
-    *,
-    origin_key: str,
-    dead_letter_key: str,
-    original: dict[bytes, bytes],
-    maxlen: int,
-) -> None:
-    """Append the dead letter and acknowledge the origin entry in one MULTI/EXEC.
-
-    Both keys carry the partition's hash tag, so this is atomic on Redis Cluster too: the
-    entry is never both lost and acknowledged.
-    """
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(
-            dead_letter_key,
-            letter.fields(original),  # type: ignore[arg-type]
-            maxlen=maxlen,
-            approximate=True,
-        )
-        pipe.xack(origin_key, letter.group, letter.origin_id)
-        await pipe.execute()
+# KEYS: the origin stream and its dead-letter stream (same slot, so this is atomic on Redis
+# Cluster too: the entry is never both lost and acknowledged). ARGV: group, consumer, entry
+# id, maxlen, then the dead letter's fields and values. Only the entry's owner may give it up:
+# one that lost it to a reclaim would otherwise dead-letter what another consumer is running.
+_MOVE_IF_OWNED = """
+local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if row == nil or row[2] ~= ARGV[2] then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
 
 
 class DeadLetterMover:
@@ -121,10 +109,10 @@ class DeadLetterMover:
         maxlen: int,
         on_exhausted: ExhaustedHook | None = None,
     ) -> None:
-        self._redis = redis
         self._group = group
         self._maxlen = maxlen
         self._on_exhausted = on_exhausted
+        self._script = redis.register_script(_MOVE_IF_OWNED)
 
     async def move(
         self,
@@ -133,20 +121,28 @@ class DeadLetterMover:
         original: dict[bytes, bytes],
         delivery: Delivery | None,
         error: BaseException,
-    ) -> None:
-        """Dead-letter one entry; when Redis refuses, it stays pending and comes back later."""
+    ) -> bool:
+        """Dead-letter one entry we own; return whether it moved.
+
+        When Redis refuses, the entry stays pending and comes back later; when another
+        consumer has taken it over, it is theirs to finish.
+        """
+        flat = [item for pair in letter.fields(original).items() for item in pair]
         try:
-            await move_to_dead_letters(
-                self._redis,
-                letter,
-                origin_key=where.key,
-                dead_letter_key=where.dead_letter_key,
-                original=original,
-                maxlen=self._maxlen,
+            moved = await self._script(
+                keys=[where.key, where.dead_letter_key],
+                args=[letter.group, letter.consumer, letter.origin_id, self._maxlen, *flat],
             )
         except (RedisError, OSError) as exc:
             _log.error("cannot dead-letter entry now", entry_id=letter.origin_id, error=str(exc))
-            return
+            return False
+        if not moved:
+            _log.warning(
+                "entry taken over by another consumer; not dead-lettered here",
+                entry_id=letter.origin_id,
+                stream=where.stream,
+            )
+            return False
         DEAD_LETTERS.labels(where.stream, self._group).inc()
         _log.error(
             "entry dead-lettered",
@@ -160,3 +156,4 @@ class DeadLetterMover:
                 await self._on_exhausted(delivery, error)
             except Exception:  # noqa: BLE001 - a failing hook must not undo the dead letter
                 _log.exception("retries-exhausted hook failed", entry_id=letter.origin_id)
+        return True

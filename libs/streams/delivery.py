@@ -10,9 +10,9 @@ from events.envelope import Envelope
 class Delivery(NamedTuple):
     """An event as delivered to a consumer group, with where it came from.
 
-    ``attempt`` is 1 on the first delivery and grows with every redelivery, also across
-    processes (Redis counts deliveries in the group's pending list). Immutable, and cheap to
-    make: one is made per event.
+    ``attempt`` is 1 on the first delivery and grows with every handler start after it, also
+    across processes (kept as the delivery count of the group's pending list; a reclaim that
+    never reached a handler does not count). Immutable, and cheap to make: one per event.
     """
 
     envelope: Envelope[Any]

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from libs.observability.metrics import CONSUMER_GROUPS_HEALED
+from libs.streams.partitions import StreamPartition
 
 _log = structlog.get_logger("atende.streams")
 
@@ -55,17 +56,18 @@ async def groups_present(redis: aioredis.Redis, keys: Iterable[str], group: str)
     return missing
 
 
-async def recreate_group(redis: aioredis.Redis, stream: str, key: str, group: str) -> bool:
-    """Heal NOGROUP: recreate ``group`` on ``key`` from the start of what the stream now holds.
+async def heal_groups(
+    redis: aioredis.Redis, partitions: Iterable[StreamPartition], group: str
+) -> int:
+    """Heal NOGROUP: recreate ``group`` where it vanished; return on how many partitions.
 
     The stream or group vanished (Redis restarted without persistence, or someone deleted
-    it); reading from ``0`` loses nothing that was appended since. Return whether it worked.
+    it); recreating it from ``0`` loses nothing that was appended since.
     """
-    try:
-        await ensure_groups(redis, [key], group, "0")
-    except (RedisError, OSError) as exc:
-        _log.warning("cannot recreate group", key=key, error=str(exc))
-        return False
-    CONSUMER_GROUPS_HEALED.labels(stream, group).inc()
-    _log.warning("consumer group recreated", key=key, group=group)
-    return True
+    created = 0
+    for where in partitions:
+        if await ensure_groups(redis, [where.key], group, "0"):
+            CONSUMER_GROUPS_HEALED.labels(where.stream, group).inc()
+            _log.warning("consumer group recreated", key=where.key, group=group)
+            created += 1
+    return created

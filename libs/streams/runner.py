@@ -25,16 +25,18 @@ from libs.streams.acks import AckBuffer
 from libs.streams.config import RunnerConfig
 from libs.streams.consumer import Consumer, Handler
 from libs.streams.deadletter import DeadLetter, DeadLetterMover
-from libs.streams.groups import ensure_groups, is_nogroup, recreate_group
+from libs.streams.groups import ensure_groups, heal_groups, is_nogroup
 from libs.streams.handling import EntryHandler, Verdict
+from libs.streams.ownership import OwnedEntries
 from libs.streams.partitions import StreamPartition, stream_partitions
 from libs.streams.pending import Claimed, PendingEntries, RetrySchedule
+from libs.streams.reading import PartitionReader
 from libs.streams.retry import ExponentialBackoff
 from libs.streams.stats import StreamStats
+from libs.streams.trimming import StreamTrimmer
 from libs.streams.workqueue import WorkQueue
 
 _log = structlog.get_logger("atende.streams")
-ReadResponse = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 _RECONNECT = ExponentialBackoff(base_ms=100, max_ms=5_000)
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 _HARD_DEADLINE_S = 5.0
@@ -43,16 +45,35 @@ _HARD_DEADLINE_S = 5.0
 _ACKNOWLEDGED = frozenset({"ok", "dropped", "skipped"})
 
 
+# Housekeeping that needs no hurry: removing consumers of dead processes.
+_PRUNE_EVERY_MAX_S = 60.0
+
+
 @dataclass(slots=True)
 class _Work:
+    """An entry waiting for (or in) a handler.
+
+    ``fresh``: just read, so its delivery count (1) already stands for the coming start.
+    ``held_since``: loop time at which this consumer last knew it owned the entry.
+    """
+
     where: StreamPartition
     entry_id: str
     fields: dict[bytes, bytes]
-    attempt: int
+    fresh: bool
+    held_since: float
+
+    @property
+    def held(self) -> tuple[StreamPartition, str]:
+        return self.where, self.entry_id
 
 
 class DeliveriesExhausted(Exception):
-    """An entry came back more often than allowed, e.g. its handler kept killing the process."""
+    """An entry's handler started more often than allowed and never finished.
+
+    Its handler kept dying with the process (or the entry was taken from it), so running it
+    again would likely kill the next process too.
+    """
 
 
 class ConsumerRunner:
@@ -90,14 +111,27 @@ class ConsumerRunner:
         self._room = asyncio.Event()
         self._low_water = config.concurrency
         self._workers: list[asyncio.Task[None]] = []
+        self._reader = PartitionReader(
+            redis,
+            self.partitions,
+            group=config.group,
+            consumer=config.consumer_name,
+            batch_size=config.batch_size,
+            block_ms=config.block_ms,
+        )
         self._acks = AckBuffer(config.group)
+        self._owned = OwnedEntries(redis, config.group, config.consumer_name)
         self._pending = PendingEntries(redis, config.group, config.consumer_name)
         self._retries = RetrySchedule()
+        self._trimmer = StreamTrimmer(redis)
         self._dead_letters = DeadLetterMover(
             redis, config.group, config.dead_letter_maxlen, config.retry.on_exhausted
         )
         self._stats = StreamStats(redis, self.partitions, config.group, config.stats_interval_s)
-        self._inflight: dict[int, tuple[StreamPartition, str]] = {}
+        # An entry held for less than this cannot have been reclaimed: it has not been idle
+        # for claim_idle_ms. Held longer (a long queue, a frozen process), it is checked.
+        self._held_safely_s = config.claim_idle_ms / 2000
+        self._inflight: dict[int, _Work] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._services: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -123,12 +157,10 @@ class ConsumerRunner:
             )
         except _TRANSIENT as exc:
             _log.warning("redis unreachable at start; read loops will retry", error=str(exc))
-        loop_names = [f"{self.consumer.name}:read:{w.key}" for w in self.partitions]
         self._loops = [
-            asyncio.create_task(self._read_loop(where), name=name)
-            for where, name in zip(self.partitions, loop_names, strict=True)
+            asyncio.create_task(self._read_loop(), name=f"{self.consumer.name}:read"),
+            asyncio.create_task(self._maintain(), name=f"{self.consumer.name}:pel"),
         ]
-        self._loops.append(asyncio.create_task(self._maintain(), name=f"{self.consumer.name}:pel"))
         self._workers = [
             asyncio.create_task(self._work_loop(slot), name=f"{self.consumer.name}:work:{slot}")
             for slot in range(self.config.concurrency)
@@ -155,6 +187,7 @@ class ConsumerRunner:
         self._stopping.set()
         self._wakeup.set()
         await _finish(self._loops, max(self.config.block_ms / 1000 + 1, 0.1))
+        await self._reader.aclose()
         unfinished = await self._drain(max(deadline - loop.time(), 0))
         unfinished.extend(self._retries.drain())
         # The ack loop stops first: a flush it had under way puts its ids back in the buffer,
@@ -170,7 +203,8 @@ class ConsumerRunner:
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def _read_loop(self, where: StreamPartition) -> None:
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopping.is_set():
             if self._queue.qsize() > self._low_water:
@@ -180,30 +214,25 @@ class ConsumerRunner:
                     await asyncio.wait_for(self._room.wait(), 1.0)
                 continue
             try:
-                response: ReadResponse = await self._redis.xreadgroup(  # type: ignore[assignment]
-                    self.config.group,
-                    self.config.consumer_name,
-                    {where.key: ">"},
-                    count=self.config.batch_size,
-                    block=self.config.block_ms,
-                )
+                read = await self._reader.read()
             except (ResponseError, *_TRANSIENT) as exc:
-                failures = await self._after_read_error(where, exc, failures)
+                failures = await self._after_read_error(exc, failures)
                 continue
             failures = 0
-            for _key, entries in response or ():
-                for entry_id, fields in entries:
-                    self._queue.put_nowait(_Work(where, entry_id.decode(), fields, 1))
+            now = loop.time()
+            for entry in read:
+                self._queue.put_nowait(_Work(entry.where, entry.entry_id, entry.fields, True, now))
 
-    async def _after_read_error(self, where: StreamPartition, exc: Exception, failures: int) -> int:
+    async def _after_read_error(self, exc: Exception, failures: int) -> int:
         if isinstance(exc, ResponseError) and is_nogroup(exc):
-            if await recreate_group(self._redis, where.stream, where.key, self.config.group):
-                return failures
+            with contextlib.suppress(RedisError, OSError):
+                if await heal_groups(self._redis, self.partitions, self.config.group):
+                    return failures
         elif isinstance(exc, _TRANSIENT):
-            CONSUMER_RECONNECTS.labels(where.stream).inc()
-            _log.warning("redis unreachable; retrying", key=where.key, error=str(exc))
+            CONSUMER_RECONNECTS.labels(self.partitions[0].stream).inc()
+            _log.warning("redis unreachable; retrying", consumer=self.consumer.name, error=str(exc))
         else:
-            _log.error("read failed", key=where.key, error=str(exc))
+            _log.error("read failed", consumer=self.consumer.name, error=str(exc))
         failures += 1
         await self._pause(_RECONNECT.delay_ms(failures) / 1000)
         return failures
@@ -218,7 +247,7 @@ class ConsumerRunner:
                 return
             if self._queue.qsize() <= self._low_water:
                 self._room.set()
-            self._inflight[slot] = (work.where, work.entry_id)
+            self._inflight[slot] = work
             try:
                 await self._run_entry(work)
             except Exception:  # noqa: BLE001 - the loop boundary: one bad entry never stops a worker
@@ -231,13 +260,18 @@ class ConsumerRunner:
 
     async def _run_entry(self, work: _Work) -> None:
         started = perf_counter()
-        where, entry_id, fields, attempt = work.where, work.entry_id, work.fields, work.attempt
+        where, entry_id, fields = work.where, work.entry_id, work.fields
+        attempt = await self._begin(work)
+        if not attempt:
+            _log.info("entry taken over by another consumer; skipped", entry_id=entry_id)
+            return
         if attempt > self.config.retry.max_deliveries:
             verdict = Verdict(
                 "dead_letter",
                 error=DeliveriesExhausted(
-                    f"delivered {attempt} times, more than max_deliveries="
-                    f"{self.config.retry.max_deliveries}; its handler never finished"
+                    f"its handler started {attempt - 1} times and never finished (the process "
+                    f"died or lost the entry each time); max_deliveries="
+                    f"{self.config.retry.max_deliveries}"
                 ),
             )
         else:
@@ -246,23 +280,30 @@ class ConsumerRunner:
         if outcome in _ACKNOWLEDGED:
             self._acks.add(where.key, entry_id)
         else:
-            outcome = await self._retry_or_give_up(where, entry_id, fields, attempt, verdict)
+            outcome = await self._retry_or_give_up(work, attempt, verdict)
         self._tallies[where.stream].record(outcome, perf_counter() - started)
 
-    async def _retry_or_give_up(
-        self,
-        where: StreamPartition,
-        entry_id: str,
-        fields: dict[bytes, bytes],
-        attempt: int,
-        verdict: Verdict,
-    ) -> str:
+    async def _begin(self, work: _Work) -> int:
+        """The attempt this handler start is, counted in Redis; 0 when the entry is not ours.
+
+        A fresh read is attempt 1 without a round trip, unless it waited long enough to
+        have been reclaimed. A retry or a reclaimed entry counts its start in the pending
+        list, so attempts are handler starts across every process, not queue hand-offs.
+        """
+        if not work.fresh:
+            return await self._owned.start(work.where, work.entry_id)
+        if asyncio.get_running_loop().time() - work.held_since < self._held_safely_s:
+            return 1
+        return await self._owned.confirm(work.where, work.entry_id)
+
+    async def _retry_or_give_up(self, work: _Work, attempt: int, verdict: Verdict) -> str:
+        where, entry_id = work.where, work.entry_id
         error = verdict.error or RuntimeError("unknown failure")
         if verdict.outcome == "retry" and not self.config.retry.exhausted(attempt):
             backoff = self.config.retry.backoff
             delay_ms = min(verdict.delay_ms or backoff.delay_ms(attempt), backoff.max_ms)
             loop = asyncio.get_running_loop()
-            self._retries.add(where, entry_id, attempt, loop.time() + delay_ms / 1000, delay_ms)
+            self._retries.add(where, entry_id, work.fields, loop.time() + delay_ms / 1000)
             self._wakeup.set()
             _log.warning(
                 "handler failed; will retry",
@@ -280,65 +321,100 @@ class ConsumerRunner:
             consumer=self.config.consumer_name,
             attempts=attempt,
         )
-        await self._dead_letters.move(where, letter, fields, verdict.delivery, error)
+        await self._dead_letters.move(where, letter, work.fields, verdict.delivery, error)
         return "dead_letter"
 
-    # -- pending entries: retries, reclaim, keep-alive --------------------------------------
+    # -- pending entries: retries, reclaim, keep-alive, trimming, pruning --------------------
 
     async def _maintain(self) -> None:
+        """Housekeeping on its own schedule, whatever the backlog: reclaiming must not wait
+        for the queue to drain, or a dead consumer's entries wait behind every new one."""
         loop = asyncio.get_running_loop()
-        reclaim_every_s = max(self.config.claim_idle_ms / 2000, 0.05)
-        next_reclaim = loop.time()
+        every_s = {
+            "hold": max(self.config.claim_idle_ms / 3000, 0.05),
+            "trim": self.config.stats_interval_s,
+            "prune": min(self.config.consumer_prune_idle_ms / 2000, _PRUNE_EVERY_MAX_S),
+        }
+        next_at = dict.fromkeys(every_s, loop.time())
         failures = 0
         while not self._stopping.is_set():
             try:
-                await self._retry_due(loop.time())
-                if loop.time() >= next_reclaim:
-                    await self._keep_alive()
-                    await self._reclaim_idle()
-                    next_reclaim = loop.time() + reclaim_every_s
+                self._retry_due(loop.time())
+                for task, due_at in next_at.items():
+                    if loop.time() >= due_at:
+                        await self._housekeeping(task)
+                        next_at[task] = loop.time() + every_s[task]
                 failures = 0
             except (RedisError, OSError) as exc:
                 failures += 1
                 _log.warning("pending-entry maintenance failed", error=str(exc))
                 await self._pause(_RECONNECT.delay_ms(failures) / 1000)
                 continue
-            wake_at = min(next_reclaim, self._retries.next_due_at() or math.inf)
-            await self._sleep_until(wake_at)
+            await self._sleep_until(min(*next_at.values(), self._retries.next_due_at() or math.inf))
 
-    async def _retry_due(self, now: float) -> None:
-        due = self._retries.pop_due(now, limit=self.config.batch_size)
-        if due:
-            self._enqueue(await self._pending.claim_retries(due))
+    async def _housekeeping(self, task: str) -> None:
+        if task == "hold":
+            await self._keep_alive()
+            await self._reclaim_idle()
+        elif task == "trim":
+            await self._trimmer.trim(self.partitions)
+        else:
+            await self._pending.prune_idle_consumers(
+                self.partitions, self.config.consumer_prune_idle_ms
+            )
+
+    def _retry_due(self, now: float) -> None:
+        due = self._retries.pop_due(now)
+        self._queue.put_front([_Work(d.where, d.entry_id, d.fields, False, now) for d in due])
 
     async def _reclaim_idle(self) -> None:
         for where in self.partitions:
-            room = min(self.config.batch_size, self._low_water - self._queue.qsize())
-            if room <= 0 or self._stopping.is_set():
+            if self._stopping.is_set():
                 return
             try:
-                claimed = await self._pending.reclaim_idle(where, self.config.claim_idle_ms, room)
+                claimed = await self._pending.reclaim_idle(
+                    where, self.config.claim_idle_ms, self.config.batch_size
+                )
             except ResponseError as exc:
                 if not is_nogroup(exc):
                     raise
-                continue  # the read loop of this partition heals the group
+                continue  # the read loop heals the group
             if claimed:
                 _log.info("reclaimed idle entries", key=where.key, count=len(claimed))
-            self._enqueue(claimed)
+                self._enqueue_first(claimed)
+
+    def _enqueue_first(self, claimed: list[Claimed]) -> None:
+        # Ahead of new reads: these are older, and a conversation's older messages go first.
+        now = asyncio.get_running_loop().time()
+        self._queue.put_front([_Work(c.where, c.entry_id, c.fields, False, now) for c in claimed])
 
     async def _keep_alive(self) -> None:
-        # Entries read but still queued for a worker are as much ours as those being handled;
-        # left idle, another consumer would reclaim them and both would handle them.
-        held = list(self._inflight.values())
-        held.extend(
-            (work.where, work.entry_id) for work in self._queue.snapshot() if work is not None
-        )
-        if held:
-            await self._pending.keep_alive(held, self.config.claim_idle_ms // 3)
+        """Reset the idle time of every entry we hold, so nobody reclaims it from us.
 
-    def _enqueue(self, claimed: list[Claimed]) -> None:
-        for entry in claimed:
-            self._queue.put_nowait(_Work(entry.where, entry.entry_id, entry.fields, entry.attempt))
+        That is entries being handled, queued for a worker and waiting for a retry; left
+        idle, another consumer would reclaim them and both would run them. Entries another
+        consumer took over meanwhile (we were frozen, say) are dropped here, not run twice.
+        """
+        queued = [work for work in self._queue.snapshot() if work is not None]
+        held = [work.held for work in self._inflight.values()]
+        held += [work.held for work in queued]
+        held += self._retries.held()
+        if not held:
+            return
+        now = asyncio.get_running_loop().time()
+        lost = set(await self._owned.touch(held))
+        for work in queued:
+            work.held_since = now
+        if not lost:
+            return
+        dropped = self._queue.remove(lambda work: work is not None and work.held in lost)
+        self._retries.forget(lost)
+        _log.warning(
+            "entries taken over by another consumer",
+            consumer=self.consumer.name,
+            count=len(lost),
+            dropped_from_queue=dropped,
+        )
 
     # -- acknowledgements ----------------------------------------------------------------------
 
@@ -361,7 +437,7 @@ class ConsumerRunner:
         for _ in self._workers:
             self._queue.put_nowait(None)  # after every entry already queued
         _done, late = await asyncio.wait(self._workers, timeout=grace_s)
-        unfinished = list(self._inflight.values())
+        unfinished = [work.held for work in self._inflight.values()]
         for task in late:
             task.cancel()
         if late:
@@ -370,7 +446,7 @@ class ConsumerRunner:
         while not self._queue.empty():
             work = self._queue.get_nowait()
             if work is not None:
-                unfinished.append((work.where, work.entry_id))
+                unfinished.append(work.held)
         return unfinished
 
     async def _settle(self, unfinished: list[tuple[StreamPartition, str]]) -> None:
@@ -378,7 +454,7 @@ class ConsumerRunner:
         try:
             async with asyncio.timeout(_HARD_DEADLINE_S):
                 await self._acks.flush(self._redis)
-                await self._pending.hand_back(unfinished, self.config.claim_idle_ms)
+                await self._owned.release(unfinished, self.config.claim_idle_ms)
                 await self._pending.leave_if_idle(self.partitions)
         except (RedisError, OSError, TimeoutError) as exc:
             _log.error("could not settle with redis at shutdown", error=str(exc))

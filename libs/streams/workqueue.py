@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -45,6 +46,25 @@ class WorkQueue(Generic[T]):
         """Add ``item`` and make sure a worker will come for it."""
         self._items.append(item)
         self._wake_one()
+
+    def put_front(self, items: list[T]) -> None:
+        """Add ``items`` ahead of everything waiting, keeping their order.
+
+        Reclaimed and retried entries are older than any new read, and a conversation's
+        older messages go first.
+        """
+        if not items:
+            return
+        self._items.extendleft(reversed(items))
+        self._wake_one()
+
+    def remove(self, drop: Callable[[T], bool]) -> int:
+        """Remove the waiting items for which ``drop`` is true; return how many."""
+        kept = [item for item in self._items if not drop(item)]
+        removed = len(self._items) - len(kept)
+        if removed:
+            self._items = deque(kept)
+        return removed
 
     def get_nowait(self) -> T:
         """Take the oldest item; raise ``IndexError`` when there is none."""
