@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.ids import new_event_id
+from events.ids import derived_event_id, new_event_id
 
 
 class EventPayload(BaseModel):
@@ -30,11 +30,20 @@ _TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
 
 class Envelope(BaseModel, Generic[P]):
-    """Identity, causality and trace context around one typed payload."""
+    """Identity, causality and trace context around one typed payload.
+
+    The first event of a chain (a webhook's) gets a fresh id (``new``). An event caused by
+    another gets an id derived from the cause's id and the producer's role (``derived``), so a
+    producer that handles a redelivered cause again republishes the same id.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    id: str = Field(description="Time-ordered unique id (UUIDv7).")
+    id: str = Field(
+        description="Time-ordered unique id (UUIDv7). For an event caused by another, derived "
+        "from the cause's id, the producer's role, the type and a key, so a republish after a "
+        "crash carries the same id."
+    )
     type: str = Field(description="Event type, e.g. `inbox.message.received`.")
     version: int = Field(ge=1, description="Version of the payload schema.")
     occurred_at: datetime = Field(description="When the fact happened (UTC).")
@@ -65,34 +74,57 @@ class Envelope(BaseModel, Generic[P]):
         *,
         tenant_id: str,
         conversation_id: str,
-        caused_by: Envelope[Any] | None = None,
         occurred_at: datetime | None = None,
         traceparent: str | None = None,
         tracestate: str | None = None,
     ) -> Envelope[P]:
-        """Wrap ``payload`` in a fresh envelope, continuing the chain of ``caused_by``."""
+        """Wrap ``payload`` in the first envelope of a causal chain (e.g. from a webhook).
+
+        An event that reacts to another is made with ``derived`` instead.
+        """
         event_id = new_event_id()
-        if caused_by is not None:
-            traceparent = traceparent or caused_by.traceparent
-            tracestate = tracestate or caused_by.tracestate
-        envelope_type = _envelope_types.get(type(payload))
-        if envelope_type is None:
-            # ``Envelope[X]`` finds pydantic's cached parametrization, but slowly (microseconds
-            # per event on the ingress's hot path); the few payload types are kept here.
-            parametrized: type[Envelope[Any]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
-            envelope_type = _envelope_types[type(payload)] = parametrized
-        return envelope_type(
-            id=event_id,
-            type=payload.event_type,
-            version=payload.event_version,
-            occurred_at=occurred_at or datetime.now(UTC),
+        return _wrap(
+            payload,
+            event_id=event_id,
             tenant_id=tenant_id,
             conversation_id=conversation_id,
-            causation_id=caused_by.id if caused_by is not None else None,
-            correlation_id=caused_by.correlation_id if caused_by is not None else event_id,
+            causation_id=None,
+            correlation_id=event_id,
+            occurred_at=occurred_at,
             traceparent=traceparent,
             tracestate=tracestate,
-            payload=payload,
+        )
+
+    @classmethod
+    def derived(
+        cls,
+        payload: P,
+        *,
+        cause: Envelope[Any],
+        role: str,
+        key: str = "",
+        conversation_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope[P]:
+        """Wrap ``payload`` in the envelope of the event ``role`` publishes because of ``cause``.
+
+        The id comes from ``derived_event_id`` (the cause's id, ``role``, the payload's type and
+        ``key``, which tells apart several events of one type from one cause), so handling a
+        redelivered cause again republishes the same id and consumers idempotent by event id
+        drop the copy. Tenant, conversation (unless given), correlation and trace context are
+        the cause's.
+        """
+        event_id = derived_event_id(cause.id, role=role, event_type=payload.event_type, key=key)
+        return _wrap(
+            payload,
+            event_id=event_id,
+            tenant_id=cause.tenant_id,
+            conversation_id=conversation_id or cause.conversation_id,
+            causation_id=cause.id,
+            correlation_id=cause.correlation_id,
+            occurred_at=occurred_at,
+            traceparent=cause.traceparent,
+            tracestate=cause.tracestate,
         )
 
     @property
@@ -106,6 +138,39 @@ class Envelope(BaseModel, Generic[P]):
 
 
 _envelope_types: dict[type[EventPayload], type[Envelope[Any]]] = {}
+
+
+def _wrap(
+    payload: P,
+    *,
+    event_id: str,
+    tenant_id: str,
+    conversation_id: str,
+    causation_id: str | None,
+    correlation_id: str,
+    occurred_at: datetime | None,
+    traceparent: str | None,
+    tracestate: str | None,
+) -> Envelope[P]:
+    envelope_type = _envelope_types.get(type(payload))
+    if envelope_type is None:
+        # ``Envelope[X]`` finds pydantic's cached parametrization, but slowly (microseconds
+        # per event on the ingress's hot path); the few payload types are kept here.
+        parametrized: type[Envelope[Any]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+        envelope_type = _envelope_types[type(payload)] = parametrized
+    return envelope_type(
+        id=event_id,
+        type=payload.event_type,
+        version=payload.event_version,
+        occurred_at=occurred_at or datetime.now(UTC),
+        tenant_id=tenant_id,
+        conversation_id=conversation_id,
+        causation_id=causation_id,
+        correlation_id=correlation_id,
+        traceparent=traceparent,
+        tracestate=tracestate,
+        payload=payload,
+    )
 
 
 def unknown_fields(model: BaseModel, path: str = "") -> list[str]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.envelope import Envelope, EventPayload
+from events.ids import derived_event_id
 from events.types import (
     AgentResponseGenerated,
     ContactIdentity,
@@ -170,6 +171,33 @@ _EXAMPLES: dict[tuple[str, int], tuple[int, int | None, EventPayload]] = {
 }
 
 
+# The producer's role deriving each example from its cause, and the key, as the workers do.
+_DERIVED_BY: dict[str, tuple[str, str]] = {
+    "routing.handoff.requested": ("dispatcher", ""),
+    "tools.call.requested": ("ai-agent", "call_7Qp2"),
+    "tools.call.completed": ("tool-gateway", ""),
+    "agent.ai.response.generated": ("ai-agent", ""),
+    "memory.update.requested": ("ai-agent", ""),
+    "conversation.handoff.human": ("dispatcher", ""),
+}
+
+_BY_STEP = {step: (cause, payload) for step, cause, payload in _EXAMPLES.values()}
+
+
+def _example_id(step: int) -> str:
+    """The id of the ``step``-th event: fixed for a first event, derived from its cause else."""
+    cause, payload = _BY_STEP[step]
+    if cause is None:
+        return example_event_id(step)
+    try:
+        role, key = _DERIVED_BY[payload.event_type]
+    except KeyError:
+        raise LookupError(
+            f"no producer role for the example of {payload.event_type}: add one to _DERIVED_BY"
+        ) from None
+    return derived_event_id(_example_id(cause), role=role, event_type=payload.event_type, key=key)
+
+
 def example_envelope(event_type: str, version: int) -> Envelope[Any]:
     """Return the fixed example envelope of ``event_type`` at ``version``."""
     try:
@@ -180,13 +208,13 @@ def example_envelope(event_type: str, version: int) -> Envelope[Any]:
         ) from None
     envelope_type: type[Envelope[Any]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
     return envelope_type(
-        id=example_event_id(step),
+        id=_example_id(step),
         type=event_type,
         version=version,
         occurred_at=_START + timedelta(seconds=step),
         tenant_id=EXAMPLE_TENANT,
         conversation_id=EXAMPLE_CONVERSATION,
-        causation_id=example_event_id(cause) if cause is not None else None,
+        causation_id=_example_id(cause) if cause is not None else None,
         correlation_id=example_event_id(1) if cause is not None else example_event_id(step),
         traceparent=EXAMPLE_TRACEPARENT,
         payload=payload,

@@ -276,12 +276,10 @@ def test_tool_call_idempotency_key_joins_turn_and_call() -> None:
 
 def test_caused_events_continue_the_chain_and_the_trace() -> None:
     cause = example_envelope("inbox.message.received", 1)
-    effect = Envelope.new(
-        example_envelope("routing.handoff.requested", 1).payload,
-        tenant_id=cause.tenant_id,
-        conversation_id=cause.conversation_id,
-        caused_by=cause,
+    effect = Envelope.derived(
+        example_envelope("routing.handoff.requested", 1).payload, cause=cause, role="dispatcher"
     )
+    assert (effect.tenant_id, effect.conversation_id) == (cause.tenant_id, cause.conversation_id)
     assert effect.causation_id == cause.id
     assert effect.correlation_id == cause.correlation_id
     assert effect.traceparent == cause.traceparent

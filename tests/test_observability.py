@@ -37,11 +37,8 @@ async def test_one_trace_id_across_two_hops(redis: aioredis.Redis, keys: KeySpac
     echoed: list[Envelope[ProbeEcho]] = []
 
     async def first_hop(delivery: Delivery) -> None:
-        echo = Envelope.new(
-            ProbeEcho(n=delivery.envelope.payload.n),
-            tenant_id=delivery.envelope.tenant_id,
-            conversation_id=delivery.envelope.conversation_id,
-            caused_by=delivery.envelope,
+        echo = Envelope.derived(
+            ProbeEcho(n=delivery.envelope.payload.n), cause=delivery.envelope, role="test-echo"
         )
         await publisher.publish(echo)
 
@@ -164,9 +161,7 @@ async def test_without_an_exporter_logs_and_published_events_keep_the_trace(
 
     async def handle(delivery: Delivery) -> None:
         structlog.get_logger("test").info("handling probe")
-        echo = Envelope.new(
-            ProbeEcho(n=1), tenant_id="t1", conversation_id="c1", caused_by=delivery.envelope
-        )
+        echo = Envelope.derived(ProbeEcho(n=1), cause=delivery.envelope, role="test-echo")
         await publisher.publish(echo)
 
     async def collect(delivery: Delivery) -> None:

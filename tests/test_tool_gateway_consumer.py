@@ -12,17 +12,19 @@ from consumers import discover, select
 from consumers.tool_gateway import ToolGatewayHandler, consumer, gateway_handler
 from events.catalog import CATALOG
 from events.envelope import Envelope
+from events.ids import derived_event_id
 from events.streams import TOOLS_CALL_COMPLETED
 from events.types.tools import ToolCallCompleted
 from libs.errors import ConfigurationError
 from libs.keys import KeySpace
 from libs.resources import Resources
-from libs.streams import ConsumerRunner, Publisher, RunnerConfig
+from libs.streams import ConsumerRunner, Delivery, Publisher, RunnerConfig
 from libs.streams.codec import decode_entry
 from tests.gateway_tools._support import AGENTS, SETTINGS, TEST_TOOLS, request, runs
 from tests.streams_support import entries, eventually, fast_settings
 from tests.tool_support import seed_conversation
 from tool_gateway import AgentProfilesConfig
+from tool_gateway.gateway import GATEWAY_ROLE
 
 NOTE = {"text": "prefers mornings", "email": "maria@example.com"}
 
@@ -86,6 +88,57 @@ async def test_a_request_on_the_stream_is_answered_on_the_completed_stream(
     assert denied.causation_id == refused.id
     assert await runs(redis, keys, "notes.add") == 1
     assert await pg_pool.fetchval("SELECT count(*) FROM tool_calls") == 2
+
+
+class WorkerCrash(Exception):
+    """The worker dies after publishing the answer, before acknowledging the request."""
+
+
+async def test_a_redelivered_request_is_answered_again_under_the_same_event_id(
+    redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    resources = _resources(redis, keys, pg_pool, {"agents": AGENTS, "tools": SETTINGS})
+    handler = gateway_handler(resources, registry=TEST_TOOLS)
+    assert isinstance(handler, ToolGatewayHandler)
+    crashed: list[int] = []
+
+    async def crash_before_the_first_ack(delivery: Delivery) -> None:
+        await handler(delivery)
+        if not crashed:
+            crashed.append(delivery.attempt)
+            raise WorkerCrash("died between publishing the answer and acknowledging the request")
+
+    runner = ConsumerRunner(
+        consumer,
+        crash_before_the_first_ack,
+        redis=redis,
+        keys=keys,
+        registry=CATALOG,
+        config=RunnerConfig.for_consumer(consumer, resources.settings),
+    )
+    asked = request(seeded, "notes.add", NOTE)
+    await resources.publisher.publish(asked)
+    await runner.start()
+
+    async def answered_twice() -> bool:
+        return len(await _completed(redis, keys)) == 2
+
+    try:
+        await eventually(answered_twice, what="the answer and its republish")
+    finally:
+        await runner.stop()
+        await handler.aclose()
+
+    assert crashed == [1]
+    first, republished = await _completed(redis, keys)
+    assert [first.payload.replayed, republished.payload.replayed] == [False, True]
+    assert first.payload.result == republished.payload.result
+    assert first.id == republished.id, "consumers idempotent by event id must see one answer"
+    assert first.id == derived_event_id(
+        asked.id, role=GATEWAY_ROLE, event_type=TOOLS_CALL_COMPLETED
+    )
+    assert await runs(redis, keys, "notes.add") == 1
 
 
 def test_the_consumer_is_discovered_and_needs_postgres() -> None:

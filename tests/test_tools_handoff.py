@@ -10,16 +10,20 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from events.catalog import CATALOG
+from events.envelope import Envelope
+from events.ids import derived_event_id
 from events.partitions import partition_for
 from events.streams import CONVERSATION_HANDOFF_HUMAN
 from events.types import HumanHandoffRequested
 from libs.keys import KeySpace
 from libs.settings import Settings
 from libs.streams.codec import decode_entry
+from tests.gateway_tools._support import SETTINGS, request
 from tests.streams_support import entries
 from tests.tool_support import seed_conversation, tool_context, tool_services
+from tool_gateway import AgentProfilesConfig, ToolGateway, ToolRegistry
 from tool_gateway.tool import ToolContext, ToolFailed
-from tool_gateway.tools.handoff import HANDOFF_TO_HUMAN, HandoffInput
+from tool_gateway.tools.handoff import HANDOFF_ROLE, HANDOFF_TO_HUMAN, HandoffInput
 
 REQUEST = HandoffInput(reason="asked_for_human", note="Maria wants to change her order #123.")
 
@@ -50,6 +54,45 @@ async def test_the_event_lands_on_the_stream_with_the_turn(
         turn_id="acme-turn-1",
         fencing_token=4,
     )
+
+
+async def test_the_event_is_caused_by_the_request_and_keeps_its_id_when_the_call_reruns(
+    redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    agents = AgentProfilesConfig.model_validate(
+        [{"tenant": "acme", "profile": "support", "tools": ["handoff.to_human"]}]
+    )
+    services = tool_services(redis, keys, pg_pool)
+    gateway = ToolGateway(ToolRegistry([HANDOFF_TO_HUMAN]), agents, SETTINGS, services)
+    asked = request(seeded, "handoff.to_human", REQUEST.model_dump())
+    context = tool_context(seeded, services)
+
+    first = await gateway.handle(asked)
+    # The worker published the handoff, then died before storing the call's answer: its claim
+    # is left pending, and once past the takeover time the redelivered request runs it again.
+    await pg_pool.execute(
+        "UPDATE tool_calls SET outcome = 'pending', result = NULL, completed_at = NULL,"
+        " claimed_at = now() - interval '1 hour'"
+    )
+    rerun = await gateway.handle(asked)
+
+    published = [
+        decode_entry(CATALOG, fields)
+        for _entry_id, fields in await entries(redis, handoff_stream(keys, context))
+    ]
+    assert len(published) == 2, "the rerun published again"
+    handoff: Envelope[HumanHandoffRequested] = published[0]
+    assert (handoff.causation_id, handoff.correlation_id) == (asked.id, asked.correlation_id)
+    assert (handoff.tenant_id, handoff.conversation_id) == (asked.tenant_id, asked.conversation_id)
+    expected_id = derived_event_id(
+        asked.id, role=HANDOFF_ROLE, event_type=CONVERSATION_HANDOFF_HUMAN
+    )
+    assert [event.id for event in published] == [expected_id, expected_id]
+    assert [(first.replayed, first.result), (rerun.replayed, rerun.result)] == [
+        (False, {"status": "requested", "event_id": expected_id}),
+        (False, {"status": "requested", "event_id": expected_id}),
+    ]
 
 
 async def test_the_channel_is_looked_up_for_the_calling_tenant_only(

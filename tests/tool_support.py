@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 import asyncpg
 import redis.asyncio as aioredis
 
+from events.envelope import Envelope
+from events.types.tools import ToolCallRequested
 from libs.keys import KeySpace
 from libs.settings import Settings
 from libs.streams.publisher import Publisher
@@ -102,8 +104,21 @@ def tool_context(
     agent_profile: str = "support",
     tool_call_id: str = "call-1",
     dry_run: bool = False,
+    tool: str = "test.tool",
 ) -> ToolContext:
     """The context a tool sees when the seeded conversation's turn calls it."""
+    request = Envelope.new(
+        ToolCallRequested(
+            turn_id=seeded.turn_id,
+            fencing_token=seeded.fencing_token,
+            tool_call_id=tool_call_id,
+            tool=tool,
+            agent_profile=agent_profile,
+            dry_run=dry_run,
+        ),
+        tenant_id=seeded.tenant_id,
+        conversation_id=seeded.conversation_id,
+    )
     return ToolContext(
         tenant_id=seeded.tenant_id,
         conversation_id=seeded.conversation_id,
@@ -112,6 +127,7 @@ def tool_context(
         agent_profile=agent_profile,
         tool_call_id=tool_call_id,
         dry_run=dry_run,
+        request=request,
         services=services,
     )
 

@@ -37,6 +37,9 @@ from tool_gateway.turns import TurnGuard, TurnRefs
 
 _log = structlog.get_logger(__name__)
 
+GATEWAY_ROLE = "tool-gateway"
+"""The gateway's role in the ids of the events it derives from requests."""
+
 # Shortest wait before asking again about a call another worker is running.
 _MIN_RETRY_MS = 100
 
@@ -246,6 +249,7 @@ class ToolGateway:
             agent_profile=payload.agent_profile,
             tool_call_id=payload.tool_call_id,
             dry_run=payload.dry_run,
+            request=call.envelope,
             services=self._services,
         )
         return await self._executor.execute(tool, context, arguments)
@@ -309,10 +313,9 @@ def completed_event(
     request: Envelope[ToolCallRequested], completed: ToolCallCompleted
 ) -> Envelope[Any]:
     """The ``tools.call.completed`` envelope answering ``request`` (same tenant, conversation
-    and correlation; caused by the request)."""
-    return Envelope.new(
-        completed,
-        tenant_id=request.tenant_id,
-        conversation_id=request.conversation_id,
-        caused_by=request,
-    )
+    and correlation; caused by the request).
+
+    Its id is derived from the request's, so answering a redelivered request again (a crash
+    between publishing the answer and acknowledging the request) republishes the same id.
+    """
+    return Envelope.derived(completed, cause=request, role=GATEWAY_ROLE)

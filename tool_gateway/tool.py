@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import asyncpg
     import redis.asyncio as aioredis
 
+    from events.envelope import Envelope
+    from events.types.tools import ToolCallRequested
     from libs.keys import KeySpace
     from libs.streams.publisher import Publisher
 
@@ -85,7 +87,11 @@ class ToolServices:
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """Who is calling: the tenant (from the event, never from the arguments) and the turn."""
+    """Who is calling: the tenant (from the event, never from the arguments) and the turn.
+
+    ``request`` is the event being answered: an event a tool publishes is derived from it
+    (``Envelope.derived``), so it continues the request's chain and keeps its id on a rerun.
+    """
 
     tenant_id: str
     conversation_id: str | None
@@ -94,6 +100,7 @@ class ToolContext:
     agent_profile: str
     tool_call_id: str
     dry_run: bool
+    request: Envelope[ToolCallRequested]
     services: ToolServices
 
 

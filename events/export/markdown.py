@@ -36,6 +36,13 @@ Every event is one JSON envelope. Producers fill `causation_id` and `correlation
 event they react to, and carry its W3C trace context. Decoders keep fields they do not know, so
 a newer producer never breaks an older consumer; edges that accept outside input decode
 strictly and reject them. A consumer names the versions it reads.
+
+The first event of a chain (a webhook's) gets a fresh UUIDv7. An event caused by another gets
+a deterministic id (`Envelope.derived`): a hash of the cause's id, the producer's role, the
+event type and a key that tells apart several events of one type from one cause (e.g. the tool
+call id), in a UUIDv7 whose time and sequence are the cause's plus one, so it sorts right after
+its cause. A producer that handles a redelivered cause again (it crashed after publishing,
+before acknowledging) republishes the same id, and consumers idempotent by event id drop it.
 """
 
 _PARTITIONS = """\

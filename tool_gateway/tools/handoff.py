@@ -16,6 +16,9 @@ from events.types import HumanHandoffRequested
 from events.types.common import NOTE_MAX_CHARS, Slug
 from tool_gateway.tool import Tool, ToolContext, ToolFailed, ToolUnavailable
 
+HANDOFF_ROLE = "tool:handoff.to_human"
+"""The tool's role in the id of the handoff event it derives from the tool call's request."""
+
 
 class HandoffInput(BaseModel):
     """Why a human is needed, and what they should know."""
@@ -71,10 +74,13 @@ def handoff_event(
         turn_id=context.turn_id,
         fencing_token=context.fencing_token,
     )
-    # The tool call's event is not in the context, so this starts its own causal chain; the
-    # publisher writes the current span's trace context, which continues the turn's trace.
-    return Envelope.new(
-        payload, tenant_id=context.tenant_id, conversation_id=_conversation_id(context)
+    # Caused by the request, so a rerun of the call (after a crash before its answer was
+    # stored) republishes the same id and the human's side can drop the copy.
+    return Envelope.derived(
+        payload,
+        cause=context.request,
+        role=HANDOFF_ROLE,
+        conversation_id=_conversation_id(context),
     )
 
 
