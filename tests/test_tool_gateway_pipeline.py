@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import asyncpg
+import pytest
 import redis.asyncio as aioredis
 
 from events.partitions import partition_for
 from libs.keys import KeySpace
 from libs.leases import TurnLease
 from libs.settings import Settings
+from tests.gateway_tools import notes
 from tests.gateway_tools._support import (
+    AGENTS,
+    SETTINGS,
     audit_rows,
     counted,
     make_gateway,
     request,
     runs,
 )
-from tests.tool_support import seed_conversation
-from tool_gateway import AgentProfilesConfig
+from tests.tool_support import seed_conversation, tool_services
+from tool_gateway import AgentProfilesConfig, ToolGateway, ToolRegistry
 from tool_gateway.audit import REDACTED
 
 NOTE = {"text": "prefers mornings", "email": "maria@example.com"}
@@ -377,3 +383,56 @@ async def test_the_tenant_comes_from_the_envelope_never_from_the_arguments(
     assert await redis.llen(f"{keys.namespace}:gateway-test:notes:acme") == 1
     assert await redis.llen(f"{keys.namespace}:gateway-test:notes:globex") == 0
     assert await pg_pool.fetchval("SELECT count(*) FROM tool_calls WHERE tenant_id = 'globex'") == 0
+
+
+class TaggedNote(notes.AddNote):
+    """A later schema of ``notes.add``: a note now needs a tag."""
+
+    tag: str
+
+
+def _changed_admission(
+    change: str, redis: aioredis.Redis, keys: KeySpace, pool: asyncpg.Pool
+) -> ToolGateway:
+    """A gateway that would no longer admit yesterday's ``notes.add`` call."""
+    if change == "profile lost the tool":
+        agents = AgentProfilesConfig.model_validate(
+            [{"tenant": "acme", "profile": "support", "tools": ["notes.count"]}]
+        )
+        return make_gateway(redis, keys, pool, agents=agents)
+    stricter = ToolRegistry([replace(notes.add, input_model=TaggedNote), notes.count])
+    services = tool_services(redis, keys, pool, settings=SETTINGS)
+    return ToolGateway(stricter, AGENTS, SETTINGS, services)
+
+
+@pytest.mark.parametrize("change", ["profile lost the tool", "arguments no longer validate"])
+async def test_an_answered_call_is_replayed_after_its_admission_changed(
+    change: str, redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    first = await make_gateway(redis, keys, pg_pool).handle(request(seeded, "notes.add", NOTE))
+    assert first.outcome == "ok"
+    changed = _changed_admission(change, redis, keys, pg_pool)
+    # The change is real: a new call is refused now.
+    fresh = await changed.handle(request(seeded, "notes.add", NOTE, call_id="call-2"))
+    assert fresh.error is not None
+    refused_before = [counted("notes.add", o) for o in ("denied", "invalid_arguments")]
+    replayed_before = counted("notes.add", "replayed")
+
+    # The agent's request of the answered call is redelivered (or the turn is resumed).
+    repeat = await changed.handle(request(seeded, "notes.add", NOTE))
+
+    assert (repeat.outcome, repeat.result, repeat.error) == ("ok", first.result, None)
+    assert (repeat.replayed, repeat.dry_run) == (True, False)
+    assert await runs(redis, keys, "notes.add") == 1
+    assert counted("notes.add", "replayed") == replayed_before + 1
+    assert [counted("notes.add", o) for o in ("denied", "invalid_arguments")] == refused_before
+    rows = {row["idempotency_key"]: row for row in await audit_rows(pg_pool, "acme")}
+    assert sorted(rows) == [f"{seeded.turn_id}:call-1", f"{seeded.turn_id}:call-2"]
+    answered = rows[f"{seeded.turn_id}:call-1"]
+    assert (answered["outcome"], answered["error_code"], answered["attempts"]) == (
+        "succeeded",
+        None,
+        1,
+    )
+    assert answered["result"] is not None
