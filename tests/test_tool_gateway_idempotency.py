@@ -23,7 +23,7 @@ from tests.streams_support import eventually
 from tests.tool_support import seed_conversation
 from tool_gateway import AgentProfilesConfig
 from tool_gateway.audit import CallRecord
-from tool_gateway.idempotency import CallLedger, Claimed
+from tool_gateway.idempotency import Answered, CallLedger, Claimed, StoredAnswer
 
 NOTE = {"text": "prefers mornings", "email": "maria@example.com"}
 
@@ -74,6 +74,41 @@ async def test_concurrent_duplicates_run_the_tool_once(
     assert (again.result, again.replayed) == ({"opened": True}, True)
     assert await runs(redis, keys, "gate.wait") == 1
     assert len(await audit_rows(pg_pool, "acme")) == 1
+
+
+async def test_a_claim_after_the_completion_gets_the_stored_answer_and_runs_nothing(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    ledger = CallLedger(pg_pool, takeover_after_s=300)
+    record = CallRecord(
+        tenant_id="acme",
+        conversation_id=seeded.conversation_id,
+        turn_id=seeded.turn_id,
+        fencing_token=1,
+        agent_profile="support",
+        tool="notes.add",
+        arguments={},
+        idempotency_key=f"{seeded.turn_id}:call-1",
+        dry_run=False,
+    )
+    answer = StoredAnswer(outcome="ok", result={"notes": 1, "text": "prefers mornings"})
+    first = await ledger.claim(record)
+    assert isinstance(first, Claimed)
+    completed = await ledger.complete(
+        "acme", first, outcome="succeeded", error_code=None, answer=answer, latency_ms=12
+    )
+    assert completed is True
+
+    # A duplicate that missed the stored answer before the first worker completed (a race)
+    # claims only now: it must get the answer, not a claim to run the tool a second time.
+    again = await ledger.claim(record)
+
+    assert again == Answered(answer)
+    assert await ledger.answered("acme", record.idempotency_key) == answer
+    [row] = await audit_rows(pg_pool, "acme")
+    assert (row["outcome"], row["attempts"], row["latency_ms"]) == ("succeeded", 1, 12)
+    assert row["completed_at"] is not None
 
 
 async def test_an_abandoned_claim_is_taken_over_and_the_late_worker_cannot_overwrite_it(
