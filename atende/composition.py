@@ -139,6 +139,7 @@ async def run_worker(
                 keys=resources.keys,
                 partitions=settings.stream_partitions,
                 capacity=settings.stream_capacity,
+                backlog_full_retry_after_s=settings.backlog_full_retry_after_s,
                 checks=checks,
                 tracer=_ingress_tracer(settings),
             )

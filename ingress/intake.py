@@ -5,6 +5,9 @@ together (``libs.group_commit``): one rate-limit hit per channel for all its web
 batch, then one pipeline of append scripts for every admitted event, then one log line per
 channel naming every provider message id of the batch. Under load this turns two round trips
 and a log line per webhook into two round trips and a line per batch.
+
+Events refused because their partition is at capacity are counted
+(``ingress_backlog_full_total``) and logged once per partition and batch.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from dataclasses import dataclass
 import structlog
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from ingress.append import Appended, AppendRequest, InboundAppender
+from ingress.append import Appended, AppendRequest, AppendResult, BacklogFull, InboundAppender
 from ingress.channel import IngressChannel
 from libs.group_commit import GroupCommit
+from libs.observability.metrics import INGRESS_BACKLOG_FULL
 
 _MAX_BATCH = 256
 
@@ -33,7 +37,7 @@ class Submission:
 
 
 # Per webhook: the append outcome of each of its events, or None when over the rate limit.
-Outcome = list[Appended] | None
+Outcome = list[AppendResult] | None
 
 
 class WebhookIntake:
@@ -78,6 +82,7 @@ class WebhookIntake:
             outcomes.append(appended[start:end])
             start = end
         _log_appended(submissions, outcomes)
+        _count_refused(appended)
         return outcomes
 
     async def _admit(self, submissions: list[Submission]) -> list[bool]:
@@ -110,24 +115,44 @@ class WebhookIntake:
 
 
 def _log_appended(submissions: list[Submission], outcomes: list[Outcome]) -> None:
-    """One line per channel of the batch: what was appended, and what was a duplicate."""
-    by_channel: dict[str, list[tuple[Submission, list[Appended]]]] = {}
+    """One line per channel of the batch: what was appended, a duplicate, or refused."""
+    by_channel: dict[str, list[tuple[Submission, list[AppendResult]]]] = {}
     for submission, outcome in zip(submissions, outcomes, strict=True):
         if outcome is not None:
             by_channel.setdefault(submission.channel.config.id, []).append((submission, outcome))
     for channel_id, stored in by_channel.items():
         requests = [request for submission, _ in stored for request in submission.requests]
         results = [result for _, outcome in stored for result in outcome]
-        duplicates = sum(result.duplicate for result in results)
+        appended = [result for result in results if isinstance(result, Appended)]
+        duplicates = sum(result.duplicate for result in appended)
         _log.info(
             "webhooks appended",
             tenant_id=stored[0][0].channel.tenant_id,
             channel=channel_id,
             webhooks=len(stored),
-            events=len(results) - duplicates,
+            events=len(appended) - duplicates,
             duplicates=duplicates,
+            refused=len(results) - len(appended),
             provider_message_ids=[
                 request.envelope.payload.provider_message_id for request in requests
             ],
             conversation_ids=sorted({request.envelope.conversation_id for request in requests}),
+        )
+
+
+def _count_refused(results: list[AppendResult]) -> None:
+    """Count each event refused at capacity; one line per full partition of the batch."""
+    full: dict[tuple[str, int], list[BacklogFull]] = {}
+    for result in results:
+        if isinstance(result, BacklogFull):
+            full.setdefault((result.stream, result.partition), []).append(result)
+    for (stream, partition), refused in full.items():
+        INGRESS_BACKLOG_FULL.labels(stream, str(partition)).inc(len(refused))
+        _log.warning(
+            "backlog full, events refused",
+            stream=stream,
+            partition=partition,
+            length=max(result.length for result in refused),
+            capacity=refused[0].capacity,
+            refused=len(refused),
         )

@@ -103,9 +103,10 @@ _ANSWERS: dict[str, Schema] = {
 }
 
 
-def _problem(error: str, *required: str) -> Schema:
-    """A ``Problem`` with this ``error`` code and these fields always present."""
-    narrowed: Schema = {"properties": {"error": {"const": error}}}
+def _problem(error: str | tuple[str, ...], *required: str) -> Schema:
+    """A ``Problem`` with this ``error`` code (or one of these) and these fields present."""
+    code: Schema = {"const": error} if isinstance(error, str) else {"enum": list(error)}
+    narrowed: Schema = {"properties": {"error": code}}
     if required:
         narrowed["required"] = list(required)
     return {"allOf": [_ref("Problem"), narrowed]}
@@ -147,8 +148,8 @@ _SIGNATURE_HEADERS = {
     "traceparent": "W3C trace context, carried into the events.",
 }
 
-# The refusals of ``ingress.problems``: status → (when, error code, fields always present).
-_REFUSALS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+# The refusals of ``ingress.problems``: status → (when, error code(s), fields always present).
+_REFUSALS: dict[str, tuple[str, str | tuple[str, ...], tuple[str, ...]]] = {
     "400": ("The body is malformed or lacks a field (named in field when known).",
             "invalid_payload", ()),
     "401": ("A signature or secret header is missing or wrong (named in check).",
@@ -157,8 +158,10 @@ _REFUSALS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "413": ("The body is over the channel's limit.", "body_too_large", ("limit_bytes",)),
     "415": ("The Content-Type is not the one this provider sends.", "unsupported_media_type", ()),
     "429": ("The channel is over its rate limit.", "rate_limited", ("retry_after_s",)),
-    "503": ("Nothing was stored (Redis unreachable); retry later.", "unavailable",
-            ("retry_after_s",)),
+    "503": ("Retry after Retry-After. unavailable: nothing was stored (Redis unreachable). "
+            "backlog_full: too many events await processing; events of the webhook that found "
+            "room may be stored, and the retry appends only the others.",
+            ("unavailable", "backlog_full"), ("retry_after_s",)),
 }  # fmt: skip
 
 

@@ -57,3 +57,14 @@ def rate_limited(retry_after_s: int) -> web.Response:
 def unavailable(detail: str) -> web.Response:
     """503: nothing was stored, so the provider must retry."""
     return problem(503, "unavailable", detail, retry_after_s=5)
+
+
+def backlog_full(retry_after_s: int) -> web.Response:
+    """503 with Retry-After: the events waiting to be processed are at capacity."""
+    return problem(
+        503,
+        "backlog_full",
+        "too many events are waiting to be processed to store this webhook; "
+        f"retry in {retry_after_s} s",
+        retry_after_s=retry_after_s,
+    )

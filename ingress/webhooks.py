@@ -21,7 +21,7 @@ from events.envelope import Envelope
 from events.types import DeliveryStatusUpdated, InboxMessageReceived
 from events.types.common import Provider
 from ingress import problems
-from ingress.append import SEQ_MARKER, AppendRequest, InboundAppender
+from ingress.append import SEQ_MARKER, Appended, AppendRequest, InboundAppender
 from ingress.channel import FORM, JSON, IngressChannel
 from ingress.channels._inbound_json import field_path
 from ingress.channels.base import (
@@ -45,10 +45,13 @@ class WebhookEndpoint:
         channels: Mapping[tuple[str, str], IngressChannel],
         appender: InboundAppender,
         limiter: MovingWindowRateLimiter,
+        *,
+        backlog_full_retry_after_s: int,
     ) -> None:
         self._channels = channels
         self._limiter = limiter
         self._intake = WebhookIntake(appender, limiter)
+        self._backlog_full_retry_after_s = backlog_full_retry_after_s
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one webhook; see ``ingress.problems`` for every refusal."""
@@ -96,8 +99,14 @@ class WebhookEndpoint:
                 return problems.rate_limited(await self._retry_after_s(channel))
         except (RedisError, OSError) as exc:
             return problems.unavailable(f"the webhook could not be stored: {exc}")
-        accepted = sum(not result.duplicate for result in results)
-        duplicates = len(results) - accepted
+        stored = [result for result in results if isinstance(result, Appended)]
+        if len(stored) < len(results):
+            # Some event's partition is at capacity. Events of this webhook bound for other
+            # partitions may have been appended: the provider retries the whole webhook, their
+            # dedup claims turn those into duplicates, so the retry appends only the refused.
+            return problems.backlog_full(self._backlog_full_retry_after_s)
+        accepted = sum(not result.duplicate for result in stored)
+        duplicates = len(stored) - accepted
         return web.Response(body=_answer(accepted, duplicates), content_type=JSON)
 
     async def _retry_after_s(self, channel: IngressChannel) -> int:

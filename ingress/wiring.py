@@ -64,13 +64,23 @@ def build_ingress_app(
     keys: KeySpace,
     partitions: int,
     capacity: int,
+    backlog_full_retry_after_s: int,
     checks: Mapping[str, ReadinessCheck],
     tracer: trace.Tracer | None = None,
 ) -> web.Application:
-    """The webhook routes of every configured channel, with health and metrics."""
+    """The webhook routes of every configured channel, with health and metrics.
+
+    A webhook whose events find their partition holding ``capacity`` entries is answered 503
+    with ``Retry-After: backlog_full_retry_after_s``.
+    """
     channels = ingress_channels(config)
     appender = InboundAppender(redis, keys, partitions=partitions, capacity=capacity)
-    endpoint = WebhookEndpoint(channels, appender, redis_limiter(redis, keys))
+    endpoint = WebhookEndpoint(
+        channels,
+        appender,
+        redis_limiter(redis, keys),
+        backlog_full_retry_after_s=backlog_full_retry_after_s,
+    )
     return ingress_app(
         endpoint, checks, handshakes={"whatsapp": whatsapp_handshake(channels)}, tracer=tracer
     )

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         ge=100,
         description="Entries a partition may hold before the ingress refuses webhooks (503).",
     )
+    backlog_full_retry_after_s: int = Field(
+        default=30,
+        ge=1,
+        le=3_600,
+        description="Retry-After of the ingress's 503 when a partition is at capacity.",
+    )
     dead_letter_maxlen: int = Field(
         default=100_000, ge=100, description="Dead letters kept per partition (approximate)."
     )

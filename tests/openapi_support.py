@@ -114,6 +114,7 @@ def served_ingress(redis_url: str, keys: KeySpace) -> Iterator[ServedIngress]:
             keys=keys,
             partitions=2,
             capacity=10_000,
+            backlog_full_retry_after_s=30,
             checks={"redis": redis_reachable},
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_TIMEOUT_S / 2)

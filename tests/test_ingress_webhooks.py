@@ -3,105 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import io
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from yarl import URL as URL_OF
 
-from events.catalog import CATALOG
-from events.partitions import partition_for
-from events.streams import INBOX_MESSAGE_RECEIVED
-from ingress.app import ingress_app
-from ingress.append import InboundAppender
-from ingress.channel import IngressChannel
-from ingress.channels.whatsapp_inbound import WhatsAppInbound
-from ingress.config import ChannelsConfig, WhatsAppChannel
-from ingress.handshake import whatsapp_handshake
-from ingress.webhooks import WebhookEndpoint
 from libs.keys import KeySpace
-from libs.rate_limits import redis_limiter
-from libs.streams.codec import decode_entry
-from tests.streams_support import entries
-
-SECRET = "app-secret-for-tests"
-PARTITIONS = 2
-URL = "/webhooks/whatsapp/wa-main"
-
-
-def config(rate_limit: str = "100/second", body_limit: int = 65_536) -> ChannelsConfig:
-    data = {
-        "tenants": [
-            {
-                "id": "acme",
-                "channels": [
-                    {
-                        "id": "wa-main",
-                        "provider": "whatsapp",
-                        "rate_limit": rate_limit,
-                        "body_limit_bytes": body_limit,
-                        "secrets": {
-                            "app_secret": {"env": "WA_SECRET"},
-                            "verify_token": {"env": "WA_VERIFY"},
-                        },
-                    }
-                ],
-            }
-        ]
-    }
-    env = {"WA_SECRET": SECRET, "WA_VERIFY": "verify-me"}
-    return ChannelsConfig.model_validate(data, context={"env": env})
-
-
-def webhook(wamid: str, text: str = "Hi, can I book a cleaning?") -> bytes:
-    """A WhatsApp Cloud API text-message webhook, as Meta documents it."""
-    return json.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "102290129340398",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "15550783881",
-                                    "phone_number_id": "106540352242922",
-                                },
-                                "contacts": [
-                                    {"profile": {"name": "Ana"}, "wa_id": "5511987654321"}
-                                ],
-                                "messages": [
-                                    {
-                                        "from": "5511987654321",
-                                        "id": wamid,
-                                        "timestamp": "1719835199",
-                                        "type": "text",
-                                        "text": {"body": text},
-                                    }
-                                ],
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    ).encode()
-
+from tests.webhook_support import URL, config, inbox, post, serve, signed, webhook
 
 # A sender id within the provider-id bound, too long once prefixed by the channel id.
 LONG_SENDER = webhook("wamid.long").replace(
@@ -109,54 +25,10 @@ LONG_SENDER = webhook("wamid.long").replace(
 )
 
 
-def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"}
-
-
-async def serve(
-    redis_url: str,
-    redis: aioredis.Redis,
-    keys: KeySpace,
-    channels: ChannelsConfig,
-    tracer: trace.Tracer | None = None,
-) -> AsyncIterator[str]:
-    tenant = channels.tenants[0]
-    channel = tenant.channels[0]
-    assert isinstance(channel, WhatsAppChannel)
-    ready: dict[tuple[str, str], IngressChannel] = {
-        (channel.provider, channel.id): IngressChannel(
-            tenant.id, channel, WhatsAppInbound(channel.secrets.app_secret.reveal())
-        )
-    }
-    appender = InboundAppender(redis, keys, partitions=PARTITIONS, capacity=10_000)
-    endpoint = WebhookEndpoint(ready, appender, redis_limiter(redis, keys))
-    app = ingress_app(
-        endpoint, {}, handshakes={"whatsapp": whatsapp_handshake(ready)}, tracer=tracer
-    )
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        yield str(server.make_url(""))
-    finally:
-        await server.close()
-
-
 @pytest.fixture
 async def base_url(redis_url: str, redis: aioredis.Redis, keys: KeySpace) -> AsyncIterator[str]:
     async for url in serve(redis_url, redis, keys, config()):
         yield url
-
-
-async def inbox(redis: aioredis.Redis, keys: KeySpace) -> list[Any]:
-    partition = partition_for("acme", "wa-main:5511987654321", PARTITIONS)
-    found = await entries(redis, keys.stream(INBOX_MESSAGE_RECEIVED, partition))
-    return [decode_entry(CATALOG, fields) for _id, fields in found]
-
-
-async def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    async with ClientSession() as http, http.post(url, data=body, headers=headers) as response:
-        return response.status, await response.json()
 
 
 async def test_a_signed_webhook_becomes_one_numbered_event_and_a_repeat_is_a_duplicate(

@@ -100,6 +100,7 @@ def _served_routes(config: ChannelsConfig, redis_url: str) -> set[tuple[str, str
         keys=KeySpace("unused"),
         partitions=1,
         capacity=100,
+        backlog_full_retry_after_s=30,
         checks={},
     )
     routes = {

@@ -58,6 +58,11 @@ STREAM_CONSUMERS_PRUNED = Counter(
     "Consumers removed from a group after idling with nothing pending.",
     ["stream", "group"],
 )
+INGRESS_BACKLOG_FULL = Counter(
+    "ingress_backlog_full_total",
+    "Inbound events the ingress refused (503) because their partition was at capacity.",
+    ["stream", "partition"],
+)
 CONSUMER_RECONNECTS = Counter(
     "stream_consumer_reconnects_total", "Read loops that lost Redis and reconnected.", ["stream"]
 )
