@@ -142,7 +142,6 @@ _SIGNATURE_HEADERS = {
     telegram_inbound.SECRET_TOKEN_HEADER: "Telegram: the secret_token given to setWebhook.",
     chatwoot_inbound.SIGNATURE_HEADER: "Chatwoot: " + _HMAC_OF_TIMESTAMP_AND_BODY,
     chatwoot_inbound.TIMESTAMP_HEADER: "Chatwoot: Unix seconds, at most 300 s away.",
-    chatwoot_inbound.DELIVERY_HEADER: "Chatwoot: the delivery id, used to deduplicate.",
     generic_inbound.SIGNATURE_HEADER: "Generic: " + _HMAC_OF_TIMESTAMP_AND_BODY,
     generic_inbound.TIMESTAMP_HEADER: "Generic: Unix seconds, at most 300 s away.",
     "traceparent": "W3C trace context, carried into the events.",

@@ -74,8 +74,10 @@ class InboundMessage:
     ``conversation_key`` identifies the conversation within the channel (the WhatsApp
     ``wa_id``, the Telegram chat id, the Chatwoot conversation id, …); the ingress prefixes the
     channel id. ``dedup_key`` is what makes a repeated webhook a duplicate: the provider's
-    message id (WhatsApp ``wamid``, Twilio ``MessageSid``), or its delivery id where that is
-    what the provider repeats (Telegram ``update_id``).
+    message id (WhatsApp ``wamid``, Twilio ``MessageSid``, Chatwoot ``message_created:{id}``),
+    or its update id where that is what the provider repeats (Telegram ``update_id``). It is
+    always read from what the signature (or secret) authenticates, never from an unsigned
+    header, so a captured webhook replayed with other headers stays a duplicate.
     """
 
     conversation_key: str

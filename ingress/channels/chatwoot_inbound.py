@@ -2,10 +2,10 @@
 
 Verification: a Chatwoot webhook (account webhook, API-inbox callback or agent bot) created
 with a secret is signed with HMAC-SHA256 over ``"{timestamp}.{raw body}"``; the headers are
-``X-Chatwoot-Signature: sha256=<hex>``, ``X-Chatwoot-Timestamp`` (Unix seconds) and
-``X-Chatwoot-Delivery`` (the delivery's id). Both signature headers are required, since the
-timestamp is part of what is signed; a timestamp more than 300 s away from our clock, in
-either direction, is refused as a possible replay.
+``X-Chatwoot-Signature: sha256=<hex>`` and ``X-Chatwoot-Timestamp`` (Unix seconds). Both are
+required, since the timestamp is part of what is signed; a timestamp more than 300 s away from
+our clock, in either direction, is refused as a possible replay. ``X-Chatwoot-Delivery`` (the
+delivery's id) is not signed, so nothing here reads it.
 
 Normalization: only ``message_created`` for an ``incoming`` message that is not a private
 note is a customer message. Every other event (outgoing and activity messages, our own
@@ -16,9 +16,12 @@ with the ``data_url``, ``location`` → ``InboundLocation``, any other type kept
 ``InboundUnsupported``), the text riding as the first media's caption when it fits.
 
 Keys: the conversation is the conversation's ``display_id`` (the number Chatwoot's API uses
-in its paths, sent as ``id``); the dedup key is the ``X-Chatwoot-Delivery`` header, else the
-message id; when one message yields several items each gets a ``:{index}`` suffix on both its
-dedup key and its provider message id.
+in its paths, sent as ``id``); the dedup key is the event and the message id from the signed
+body, ``message_created:{id}``. It is never the delivery header: within the replay window, a
+captured webhook sent again with a fresh delivery id would otherwise be a new event. The event
+name keeps apart the events Chatwoot sends about one message (``message_updated`` has the same
+id). When one message yields several items each gets a ``:{index}`` suffix on both its dedup
+key and its provider message id.
 """
 
 from __future__ import annotations
@@ -35,9 +38,8 @@ from ingress.channels.timestamped_hmac import TimestampedHmac, utc_now
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
-DELIVERY_HEADER = "X-Chatwoot-Delivery"
 
-_MAX_KEY_CHARS = 200  # leaves room for the ":{index}" suffix within a 256-character id
+_MESSAGE_CREATED = "message_created"
 
 
 class ChatwootInbound:
@@ -63,7 +65,7 @@ class ChatwootInbound:
     def parse(self, request: WebhookRequest) -> list[Inbound]:
         """Return one item per part of an incoming message; nothing for any other event."""
         event = decode_object(request.body)
-        if event.string("event") != "message_created" or not _from_contact(event):
+        if event.string("event") != _MESSAGE_CREATED or not _from_contact(event):
             return []
         message_id = event.identifier("id")
         conversation = event.object("conversation")
@@ -75,7 +77,7 @@ class ChatwootInbound:
         reply_to = attributes.optional_identifier("in_reply_to") if attributes else None
         timestamp = _created_at(event)
         contents = _contents(event)
-        base_key = _delivery_id(request) or message_id
+        base_key = f"{_MESSAGE_CREATED}:{message_id}"
         return [
             InboundMessage(
                 conversation_key=conversation_key,
@@ -130,12 +132,3 @@ def _created_at(event: JsonObject) -> datetime | None:
         except (ValueError, OverflowError):
             pass  # the sentence below says what was expected
     raise PayloadInvalid("created_at", "created_at must be an ISO 8601 time or Unix seconds")
-
-
-def _delivery_id(request: WebhookRequest) -> str | None:
-    delivery = (request.headers.get(DELIVERY_HEADER) or "").strip()
-    if len(delivery) > _MAX_KEY_CHARS:
-        raise PayloadInvalid(
-            DELIVERY_HEADER, f"{DELIVERY_HEADER} is longer than {_MAX_KEY_CHARS} characters"
-        )
-    return delivery or None
