@@ -54,9 +54,14 @@ def rate_limited(retry_after_s: int) -> web.Response:
     )
 
 
-def unavailable(detail: str) -> web.Response:
-    """503: nothing was stored, so the provider must retry."""
-    return problem(503, "unavailable", detail, retry_after_s=5)
+def unavailable() -> web.Response:
+    """503: the webhook could not be stored, so the provider must retry.
+
+    The answer names no cause: what failed is logged, not told to the caller.
+    """
+    return problem(
+        503, "unavailable", "the webhook could not be stored; retry in 5 s", retry_after_s=5
+    )
 
 
 def backlog_full(retry_after_s: int) -> web.Response:

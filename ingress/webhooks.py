@@ -98,7 +98,13 @@ class WebhookEndpoint:
             if results is None:
                 return problems.rate_limited(await self._retry_after_s(channel))
         except (RedisError, OSError) as exc:
-            return problems.unavailable(f"the webhook could not be stored: {exc}")
+            # The reason stays in our logs: a provider has no use for Redis's error text.
+            _log.error(
+                "webhook not stored",
+                channel=channel.config.id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return problems.unavailable()
         stored = [result for result in results if isinstance(result, Appended)]
         if len(stored) < len(results):
             # Some event's partition is at capacity. Events of this webhook bound for other
@@ -157,8 +163,12 @@ def _webhook_request(request: web.Request, channel: IngressChannel, body: bytes)
     url = channel.public_url
     if url is None:
         url = _called_url(request)
-    elif request.query_string and "?" not in url:
-        url += f"?{request.query_string}"
+    elif "?" not in url:
+        # The query exactly as it arrived: signatures cover the URL the provider requested,
+        # percent-encoding included, which a decoded (or re-encoded) query would not match.
+        query = request.raw_path.partition("?")[2]
+        if query:
+            url += f"?{query}"
     return WebhookRequest(
         method=request.method,
         url=url,

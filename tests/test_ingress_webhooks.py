@@ -241,7 +241,7 @@ async def test_a_body_arriving_in_pieces_is_read_whole(
 
 
 async def test_redis_unreachable_answers_503_so_the_provider_retries(
-    redis: aioredis.Redis, keys: KeySpace
+    redis: aioredis.Redis, keys: KeySpace, log_lines: io.StringIO
 ) -> None:
     dead = aioredis.Redis(port=1, socket_connect_timeout=0.2)
     async for base_url in serve("redis://127.0.0.1:1/0", dead, keys, config()):
@@ -249,7 +249,16 @@ async def test_redis_unreachable_answers_503_so_the_provider_retries(
         status, answer = await post(base_url + URL, body, signed(body))
         assert status == 503
         assert answer["error"] == "unavailable"
+        # Redis's error text is for our logs, not for the provider.
+        assert answer["detail"] == "the webhook could not be stored; retry in 5 s"
     await dead.aclose()
+    [line] = [
+        json.loads(line)
+        for line in log_lines.getvalue().splitlines()
+        if json.loads(line)["event"] == "webhook not stored"
+    ]
+    assert line["channel"] == "wa-main"
+    assert "ConnectionError" in line["error"]
 
 
 @pytest.mark.parametrize(

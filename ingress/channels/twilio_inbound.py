@@ -79,10 +79,11 @@ class TwilioInbound:
             expected = self._signature(url, fields)
             matched = hmac.compare_digest(expected, given) or matched
         if not matched:
+            # The URL is not named: a caller without the auth token learns nothing of it.
             raise SignatureInvalid(
                 SIGNATURE_HEADER,
-                f"{SIGNATURE_HEADER} does not match the auth token and the public URL "
-                f"{request.url}; check the channel's auth token and public_url",
+                f"{SIGNATURE_HEADER} does not match the auth token and the URL Twilio called; "
+                "check the channel's auth_token and public_url",
             )
 
     def parse(self, request: WebhookRequest) -> list[Inbound]:
