@@ -114,7 +114,8 @@ class WhatsAppChannel(ChannelBase):
     phone_number_id: str | None = Field(
         default=None,
         pattern=r"^[0-9]{5,32}$",
-        description="The number's id in the Cloud API (not the phone number); needed to send.",
+        description="The number's id in the Cloud API (not the phone number); needed to send. "
+        "Webhook changes about the app's other numbers are skipped when set.",
     )
     api_base_url: HttpUrl = HttpUrl("https://graph.facebook.com")
     api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")

@@ -36,7 +36,7 @@ from libs.rate_limits import redis_limiter
 def inbound_adapter(channel: Channel) -> InboundAdapter:
     """The adapter that verifies and parses ``channel``'s webhooks, with its secrets."""
     if isinstance(channel, WhatsAppChannel):
-        return WhatsAppInbound(channel.secrets.app_secret.reveal())
+        return WhatsAppInbound(channel.secrets.app_secret.reveal(), channel.phone_number_id)
     if isinstance(channel, TwilioChannel):
         return TwilioInbound(channel.secrets.auth_token.reveal())
     if isinstance(channel, TelegramChannel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import io
 import json
 import random
 from datetime import UTC, datetime
@@ -338,6 +339,48 @@ def test_two_entries_with_several_messages_yield_one_item_each() -> None:
     assert {item.conversation_key for item in bia} == {"5521999887766"}
     assert {item.contact.display_name for item in bia} == {"Bia"}
     assert isinstance(bia[2].message, InboundMedia)
+
+
+MAIN_NUMBER_ID = "106540352242922"
+OTHER_NUMBER_ID = "119876543210001"  # another number of the same app, in multi_entry.json
+
+
+def test_a_channel_takes_only_the_changes_of_its_own_number(log_lines: io.StringIO) -> None:
+    body = fixture("multi_entry.json")
+    ours = WhatsAppInbound(APP_SECRET, phone_number_id=MAIN_NUMBER_ID).parse(webhook(body))
+    theirs = WhatsAppInbound(APP_SECRET, phone_number_id=OTHER_NUMBER_ID).parse(webhook(body))
+    assert [item.dedup_key for item in ours] == [
+        "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFDNBMEQ4RjdBNjQ2QjQ5RDdB0020AA==",
+        "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFDNBMEQ4RjdBNjQ2QjQ5RDdB0021AA==",
+        "wamid.OUTBOUND-3:delivered",
+    ]
+    assert [item.dedup_key for item in theirs] == [
+        "wamid.BIA-0001",
+        "wamid.BIA-0002",
+        "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFDNBMEQ4RjdBNjQ2QjQ5RDdB0022AA==",
+    ]
+    skipped = [
+        json.loads(line)
+        for line in log_lines.getvalue().splitlines()
+        if json.loads(line)["event"] == "whatsapp change of another number skipped"
+    ]
+    assert [line["field"] for line in skipped] == [
+        "entry[1].changes[0].value.metadata.phone_number_id",
+        "entry[0].changes[0].value.metadata.phone_number_id",
+        "entry[0].changes[1].value.metadata.phone_number_id",
+    ]
+    # Log lines mask digit runs that look like phone numbers; the two ids still differ.
+    assert skipped[0]["phone_number_id"] != skipped[0]["channel_phone_number_id"]
+
+
+def test_a_change_without_its_number_is_refused_by_a_channel_that_checks_it() -> None:
+    document = json.loads(fixture("text.json"))
+    del document["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
+    checking = WhatsAppInbound(APP_SECRET, phone_number_id=MAIN_NUMBER_ID)
+    with pytest.raises(PayloadInvalid) as refused:
+        checking.parse(webhook(json.dumps(document).encode()))
+    assert refused.value.field == "entry[0].changes[0].value.metadata.phone_number_id"
+    assert "is missing" in str(refused.value)
 
 
 def test_changes_of_other_fields_yield_nothing() -> None:

@@ -17,7 +17,16 @@ from opentelemetry.trace import SpanKind
 from yarl import URL as URL_OF
 
 from libs.keys import KeySpace
-from tests.webhook_support import URL, config, inbox, post, serve, signed, webhook
+from tests.webhook_support import (
+    PHONE_NUMBER_ID,
+    URL,
+    config,
+    inbox,
+    post,
+    serve,
+    signed,
+    webhook,
+)
 
 # A sender id within the provider-id bound, too long once prefixed by the channel id.
 LONG_SENDER = webhook("wamid.long").replace(
@@ -68,6 +77,19 @@ async def test_appended_webhooks_are_logged_per_batch_with_every_provider_id_mas
     assert sum(line["duplicates"] for line in appended) == 1
     assert {c for line in appended for c in line["conversation_ids"]} == {"wa-main:55*********21"}
     assert "5511987654321" not in log_lines.getvalue()
+
+
+async def test_a_webhook_about_another_number_of_the_app_adds_nothing_to_this_channel(
+    base_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    # Signed with the same app secret, but about the app's other number.
+    body = webhook("wamid.other-number").replace(
+        f'"phone_number_id": "{PHONE_NUMBER_ID}"'.encode(), b'"phone_number_id": "119876543210001"'
+    )
+    assert body != webhook("wamid.other-number")
+    status, answer = await post(base_url + URL, body, signed(body))
+    assert (status, answer) == (200, {"status": "accepted", "events": 0, "duplicates": 0})
+    assert await inbox(redis, keys) == []
 
 
 async def test_the_callers_trace_context_is_carried_into_the_event(

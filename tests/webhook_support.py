@@ -31,6 +31,7 @@ from tests.streams_support import entries
 SECRET = "app-secret-for-tests"
 PARTITIONS = 2
 URL = "/webhooks/whatsapp/wa-main"
+PHONE_NUMBER_ID = "106540352242922"  # the channel's number, as in the webhooks below
 
 
 def config(rate_limit: str = "100/second", body_limit: int = 65_536) -> ChannelsConfig:
@@ -43,6 +44,7 @@ def config(rate_limit: str = "100/second", body_limit: int = 65_536) -> Channels
                     {
                         "id": "wa-main",
                         "provider": "whatsapp",
+                        "phone_number_id": PHONE_NUMBER_ID,
                         "rate_limit": rate_limit,
                         "body_limit_bytes": body_limit,
                         "secrets": {
@@ -73,7 +75,7 @@ def webhook(wamid: str, text: str = "Hi, can I book a cleaning?") -> bytes:
                                 "messaging_product": "whatsapp",
                                 "metadata": {
                                     "display_phone_number": "15550783881",
-                                    "phone_number_id": "106540352242922",
+                                    "phone_number_id": PHONE_NUMBER_ID,
                                 },
                                 "contacts": [
                                     {"profile": {"name": "Ana"}, "wa_id": "5511987654321"}
@@ -118,7 +120,9 @@ async def serve(
     assert isinstance(channel, WhatsAppChannel)
     ready: dict[tuple[str, str], IngressChannel] = {
         (channel.provider, channel.id): IngressChannel(
-            tenant.id, channel, WhatsAppInbound(channel.secrets.app_secret.reveal())
+            tenant.id,
+            channel,
+            WhatsAppInbound(channel.secrets.app_secret.reveal(), channel.phone_number_id),
         )
     }
     appender = InboundAppender(redis, keys, partitions=PARTITIONS, capacity=capacity)

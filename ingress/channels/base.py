@@ -109,7 +109,8 @@ Inbound = InboundMessage | InboundStatus
 
 
 class InboundAdapter(Protocol):
-    """Verifies and normalizes one channel's webhooks; pure (no I/O), fast, never crashes.
+    """Verifies and normalizes one channel's webhooks; pure (no I/O but a log line for what it
+    skips), fast, never crashes.
 
     Anything wrong with a request raises ``SignatureInvalid`` or ``PayloadInvalid`` with a
     sentence naming what; any other exception is a bug.

@@ -6,6 +6,11 @@ a change of field ``messages`` carries ``value.messages[]`` (what contacts sent)
 profile names). Every message and every status becomes one item, however they are spread
 over entries and changes. Changes of other fields (template reviews, account updates, …)
 are not conversation traffic and yield nothing.
+
+Each change names the business number it is about (``value.metadata.phone_number_id``). A
+channel with a configured ``phone_number_id`` takes only that number's changes: the app
+secret signs the webhooks of every number of the app, so the signature alone does not say
+which channel a change belongs to.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Literal
 
+import structlog
 from pydantic import ValidationError
 
 from events.types import ContactIdentity, DeliveryError
@@ -44,16 +50,23 @@ _STATUSES: dict[str, DeliveryStatus] = {
 }
 _ERROR_TITLE_MAX_CHARS = 1_024
 
+_log = structlog.get_logger("atende.ingress")
+
 
 class WhatsAppInbound:
-    """Inbound adapter of one WhatsApp Cloud API channel (one Meta app secret)."""
+    """Inbound adapter of one WhatsApp Cloud API channel (one Meta app secret).
+
+    With ``phone_number_id`` (the channel's number in the Cloud API), changes about the app's
+    other numbers are skipped; without it, every number of the app is taken.
+    """
 
     provider: Literal["whatsapp"] = "whatsapp"
 
-    def __init__(self, app_secret: str) -> None:
+    def __init__(self, app_secret: str, phone_number_id: str | None = None) -> None:
         if not app_secret:
             raise ValueError("the WhatsApp app secret is empty; set it in the channel config")
         self._app_secret = app_secret.encode()
+        self._phone_number_id = phone_number_id
 
     def verify(self, request: WebhookRequest) -> None:
         """Check ``X-Hub-Signature-256``: HMAC-SHA256 of the raw body with the app secret."""
@@ -83,9 +96,35 @@ class WhatsAppInbound:
         items: list[Inbound] = []
         for entry in root.items("entry", required=True):
             for change in entry.items("changes", required=True):
-                if change.text("field") == "messages":
-                    items.extend(_change_items(change.child("value")))
+                if change.text("field") != "messages":
+                    continue
+                value = change.child("value")
+                if not self._for_another_number(value):
+                    items.extend(_change_items(value))
         return items
+
+    def _for_another_number(self, value: JsonNode) -> bool:
+        """Whether the change is about another number of the app: then it is logged, skipped.
+
+        Skipped rather than refused: Meta sends one webhook per app subscription and may batch
+        the changes of several of the app's numbers in it. A refusal would have Meta retry the
+        whole webhook, this channel's own changes with it, for days; crediting the changes to
+        this channel would let any number of the app write into its conversations. The log
+        line tells the operator which number's webhooks arrive here.
+        """
+        if self._phone_number_id is None:
+            return False
+        metadata = value.child("metadata")
+        number = metadata.ident("phone_number_id")
+        if number == self._phone_number_id:
+            return False
+        _log.warning(
+            "whatsapp change of another number skipped",
+            field=metadata.field_path("phone_number_id"),
+            phone_number_id=number,
+            channel_phone_number_id=self._phone_number_id,
+        )
+        return True
 
 
 def verify_subscription(query: Mapping[str, str], verify_token: str) -> str:
