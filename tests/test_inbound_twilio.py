@@ -193,12 +193,31 @@ def test_sms_text() -> None:
     as_event(item)
 
 
-def test_whatsapp_text_drops_the_channel_prefix() -> None:
+def test_whatsapp_text_keeps_the_medium_in_the_address() -> None:
     [item] = messages("whatsapp_text.form")
     assert item.message == InboundText(text="Oi, vocês abrem no sábado?")
-    assert item.conversation_key == "+5511987654321"
+    assert item.conversation_key == "whatsapp:+5511987654321"
+    assert item.contact.provider_user_id == "whatsapp:+5511987654321"
     assert item.contact.phone == "+5511987654321"
     assert item.contact.display_name == "Ana Souza"
+
+
+def test_one_number_by_sms_and_on_whatsapp_holds_two_conversations() -> None:
+    number = "+5511987654321"
+    by_sms = replaced(fixture("sms_text.form"), From=number)
+    on_whatsapp = replaced(fixture("whatsapp_text.form"), From=f"whatsapp:{number}")
+    [sms] = [item for item in ADAPTER.parse(webhook(by_sms)) if isinstance(item, InboundMessage)]
+    [wa] = [
+        item for item in ADAPTER.parse(webhook(on_whatsapp)) if isinstance(item, InboundMessage)
+    ]
+    assert sms.contact.phone == wa.contact.phone == number
+    assert sms.conversation_key != wa.conversation_key
+    # The reply goes to the contact's address, which names the medium the message came on.
+    assert (sms.contact.provider_user_id, wa.contact.provider_user_id) == (
+        number,
+        f"whatsapp:{number}",
+    )
+    assert (as_event(sms).contact, as_event(wa).contact) == (sms.contact, wa.contact)
 
 
 def test_replied_message_sid_becomes_reply_to() -> None:
@@ -281,7 +300,8 @@ def test_delivered_status() -> None:
         f"{sid}:delivered",
         sid,
     )
-    assert item.conversation_key == "+5511987654321"
+    # The status of a WhatsApp message belongs to the WhatsApp conversation.
+    assert item.conversation_key == "whatsapp:+5511987654321"
     assert item.error is None
 
 

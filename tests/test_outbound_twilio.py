@@ -115,6 +115,21 @@ async def test_sms_through_a_messaging_service(
     assert form["To"] == "+15551234567"
 
 
+async def test_a_number_on_both_media_answers_each_contact_on_the_medium_it_wrote_on(
+    twilio: TwilioServer, session: aiohttp.ClientSession, sleep: RecordingSleep
+) -> None:
+    sender = build(twilio, session, sleep, sender="+14155238886")
+    # The contacts' addresses as the inbound adapter keeps them, medium prefix included.
+    await sender.send("whatsapp:+5511987654321", [ReplyText(text="oi")], reply_id="reply-wa")
+    await sender.send("+5511987654321", [ReplyText(text="oi")], reply_id="reply-sms")
+    whatsapp, sms = (dict(request.form()) for request in twilio.requests)
+    assert (whatsapp["From"], whatsapp["To"]) == (
+        "whatsapp:+14155238886",
+        "whatsapp:+5511987654321",
+    )
+    assert (sms["From"], sms["To"]) == ("+14155238886", "+5511987654321")
+
+
 async def test_media_buttons_and_template(sender: TwilioSender, twilio: TwilioServer) -> None:
     parts: list[ReplyPart] = [
         ReplyMedia(media_kind="image", url="https://files.example.com/a.jpg", caption="Photo"),

@@ -25,7 +25,9 @@ class ContactIdentity(PayloadModel):
     provider_user_id: str = Field(
         min_length=1,
         max_length=256,
-        description="Provider's id of the sender (WhatsApp `wa_id`, Telegram user id, …).",
+        description="Provider's id of the sender, the address a reply goes to (WhatsApp "
+        "`wa_id`, Telegram user id, Twilio `From` with its medium prefix: `whatsapp:+5511…` "
+        "on WhatsApp, `+5511…` by SMS, …).",
     )
     phone: E164Phone | None = Field(default=None, description="E.164 number, when known.")
     display_name: str | None = Field(

@@ -72,9 +72,13 @@ class TwilioForm:
         return number
 
     def address(self, name: str) -> str:
-        """The address in ``name`` without its channel prefix: ``whatsapp:+55…`` → ``+55…``."""
-        value = _CHANNEL_PREFIX.sub("", self.ident(name), count=1)
-        if not value:
+        """The address in ``name`` as Twilio wrote it, channel prefix kept: ``whatsapp:+55…``.
+
+        The prefix is the medium: the same number writes as ``+55…`` by SMS and as
+        ``whatsapp:+55…`` on WhatsApp, two conversations, each answered on its own medium.
+        """
+        value = self.ident(name)
+        if not without_medium(value):
             raise PayloadInvalid(name, f"{name} holds a channel prefix and no address")
         return value
 
@@ -83,11 +87,12 @@ class TwilioForm:
         return self.address(name) if self.get(name) else None
 
     def contact(self, address: str) -> ContactIdentity:
-        """The sender: its address, phone number when it is one, and WhatsApp profile name."""
+        """The sender: its address (medium prefix kept), phone number, WhatsApp profile name."""
+        number = without_medium(address)
         try:
             return ContactIdentity(
                 provider_user_id=address,
-                phone=address if _E164.match(address) else None,
+                phone=number if _E164.match(number) else None,
                 display_name=self.get("ProfileName"),
             )
         except ValidationError:
@@ -109,3 +114,8 @@ class TwilioForm:
     def raw(self) -> dict[str, JsonValue]:
         """Every parameter, to keep a message we do not model as it came."""
         return dict(self._values)
+
+
+def without_medium(address: str) -> str:
+    """``address`` without its channel prefix: ``whatsapp:+55…`` → ``+55…``."""
+    return _CHANNEL_PREFIX.sub("", address, count=1)

@@ -6,6 +6,11 @@ Twilio posts ``application/x-www-form-urlencoded`` forms. An incoming message ca
 ``ButtonPayload``/``ButtonText`` or ``ListId``/``ListTitle``. A status callback carries
 ``MessageStatus`` (and ``ErrorCode`` when delivery failed).
 
+The conversation is the sender's address as Twilio writes it, channel prefix kept: one number
+writing by SMS (``+5511…``) and on WhatsApp (``whatsapp:+5511…``) holds two conversations, and
+the contact's ``provider_user_id`` is that address, so a reply sent to it goes out on the
+medium the message came in on. A status callback's conversation is its ``To``, written alike.
+
 A message with several media becomes several items, because the contract holds one media per
 message: the first carries ``Body`` as its caption and the ``MessageSid`` as its ids; media
 ``n`` ≥ 1 follows with ``f"{MessageSid}:{n}"`` as dedup key and provider id, so each item

@@ -47,6 +47,7 @@ REPLY_ID_PARAM = "atende_reply_id"
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_MEDIUM_PREFIX = re.compile(r"^[a-z]+:")  # whatsapp:, messenger:, … (none for SMS)
 
 Form = list[tuple[str, str]]
 
@@ -111,7 +112,11 @@ class TwilioSender(HttpSender[TwilioConfig]):
     async def send(
         self, recipient: str, parts: Sequence[ReplyPart], *, reply_id: str
     ) -> list[SentMessage]:
-        """Send each part to ``recipient`` (an E.164 number, with or without ``whatsapp:``)."""
+        """Send each part to ``recipient`` (an E.164 number, with or without ``whatsapp:``).
+
+        A prefixed recipient is answered on its medium; a bare one on the channel's (WhatsApp
+        when the sender or ``whatsapp`` says so, else SMS).
+        """
 
         async def send_part(index: int, part: ReplyPart) -> list[str]:
             return [
@@ -154,7 +159,8 @@ class TwilioSender(HttpSender[TwilioConfig]):
         return [("ContentSid", content_sid), ("ContentVariables", json.dumps(variables))]
 
     async def _post(self, recipient: str, fields: Form, reply_id: str) -> str:
-        form: Form = [("To", self._address(recipient)), *self._origin(), *fields]
+        to = self._address(recipient)
+        form: Form = [("To", to), *self._origin(to), *fields]
         if self._config.status_callback_url:
             callback = _with_query(self._config.status_callback_url, REPLY_ID_PARAM, reply_id)
             form.append(("StatusCallback", callback))
@@ -178,11 +184,19 @@ class TwilioSender(HttpSender[TwilioConfig]):
             status=reply.status,
         )
 
-    def _origin(self) -> Form:
+    def _origin(self, to: str) -> Form:
+        """Who sends: the messaging service, or the sender's number on the medium of ``to``.
+
+        Twilio refuses a From and a To on different media. A number that takes both SMS and
+        WhatsApp answers each contact on the medium its address names (``whatsapp:+55…`` came
+        in on WhatsApp, ``+55…`` by SMS), as the inbound adapter keeps it.
+        """
         sender = self._config.sender
         if _MESSAGING_SERVICE_SID.match(sender):
             return [("MessagingServiceSid", sender)]
-        return [("From", self._address(sender))]
+        medium = _MEDIUM_PREFIX.match(to)
+        number = _MEDIUM_PREFIX.sub("", sender, count=1)
+        return [("From", (medium.group() if medium else "") + number)]
 
     def _address(self, address: str) -> str:
         if self._config.sends_whatsapp and not address.startswith("whatsapp:"):
