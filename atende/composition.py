@@ -86,24 +86,35 @@ def build_runners(
 def readiness_checks(
     resources: Resources, runners: list[ConsumerRunner]
 ) -> dict[str, ReadinessCheck]:
-    """Redis and Postgres answer, and every runner's consumer groups exist."""
+    """Redis answers; Postgres too when the process has a pool; the runners' groups exist.
+
+    Only what the process uses is checked and reported: the ingress, with no pool and no
+    runners, is ready when Redis is.
+    """
 
     async def redis_check() -> None:
         await _ping_redis(resources.redis)
 
-    async def postgres_check() -> None:
-        if resources.postgres is not None:
-            await ping(resources.postgres)
+    checks: dict[str, ReadinessCheck] = {"redis": redis_check}
+    pool = resources.postgres
+    if pool is not None:
 
-    async def groups_check() -> None:
-        missing: list[str] = []
-        for runner in runners:
-            keys = [where.key for where in runner.partitions]
-            missing.extend(await groups_present(resources.redis, keys, runner.config.group))
-        if missing:
-            raise LookupError(f"consumer groups missing on {', '.join(missing[:5])}")
+        async def postgres_check() -> None:
+            await ping(pool)
 
-    return {"redis": redis_check, "postgres": postgres_check, "groups": groups_check}
+        checks["postgres"] = postgres_check
+    if runners:
+
+        async def groups_check() -> None:
+            missing: list[str] = []
+            for runner in runners:
+                keys = [where.key for where in runner.partitions]
+                missing.extend(await groups_present(resources.redis, keys, runner.config.group))
+            if missing:
+                raise LookupError(f"consumer groups missing on {', '.join(missing[:5])}")
+
+        checks["groups"] = groups_check
+    return checks
 
 
 async def run_worker(

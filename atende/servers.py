@@ -36,7 +36,8 @@ def servers(settings: Settings, *, postgres: bool = True) -> Iterator[ServerUrls
 
     Runs in the main thread, before the event loop: embedded servers are bound to the thread
     that starts them, and they stop when this context exits. Without ``postgres`` (the
-    ingress needs only Redis) no database is started or required.
+    ingress needs only Redis) no database is started, required or used, even when
+    ``DATABASE_URL`` is set (a Secret shared by every Deployment).
     """
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
@@ -46,7 +47,7 @@ def servers(settings: Settings, *, postgres: bool = True) -> Iterator[ServerUrls
                 valkey = stack.enter_context(EmbeddedValkey(settings.data_dir / "valkey"))
                 redis_url = valkey.url
                 _log.info("embedded valkey started", url=redis_url)
-            database_url = settings.database_url
+            database_url = settings.database_url if postgres else None
             if database_url is None and postgres:
                 server = stack.enter_context(EmbeddedPostgres(settings.data_dir / "postgres"))
                 database_url = server.dsn

@@ -87,6 +87,46 @@ async def test_the_ingress_process_turns_a_signed_webhook_into_an_event_and_stop
             process.stderr.close()
 
 
+async def test_the_ingress_reports_ready_on_redis_alone_even_with_a_database_url_set(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    (tmp_path / "atende.yaml").write_text(CONFIG)
+    port = free_port()
+    env = {
+        "ATENDE_CONFIG": str(tmp_path / "atende.yaml"),
+        "APP_SIGNING_SECRET": "s3cret",
+        "REDIS_URL": redis_url,
+        # A Secret shared by every Deployment may set it; nothing listens there.
+        "DATABASE_URL": "postgresql://atende@127.0.0.1:1/atende",
+        "ATENDE_NAMESPACE": namespace,
+        "ATENDE_HTTP_PORT": str(port),
+        "ATENDE_DATA_DIR": str(tmp_path / "data"),
+    }
+    process = atende("ingress", env=env)
+    try:
+        status, answer = await _get_when_up(f"http://127.0.0.1:{port}/health/ready")
+        assert (status, answer) == (200, {"status": "ok", "checks": {"redis": "ok"}})
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+async def _get_when_up(url: str) -> tuple[int, object]:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):  # up to ~20 s for the process to start
+            try:
+                async with http.get(url) as response:
+                    return response.status, await response.json()
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing answered on {url}")
+
+
 async def _post_when_up(url: str, body: bytes, headers: dict[str, str]) -> object:
     async with aiohttp.ClientSession() as http:
         for _ in range(200):  # up to ~20 s for the process to start
