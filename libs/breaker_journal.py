@@ -19,20 +19,35 @@ STATE_CODES = {STATE_CLOSED: 0, STATE_HALF_OPEN: 1, STATE_OPEN: 2}
 
 # Journal ops, one string each: f/F count/reset a failure, s/S count/reset a success in
 # half-open; o:<opened_at_ms> opens (unless already open); h:<opened_at_ms> half-opens only the
-# opening that was seen; c:<from> closes only from the state the replica saw.
+# opening that was seen; c:<from> closes only from the state the replica saw;
+# T:<token>:<timeout_ms> claims the half-open circuit's one trial call unless another trial is
+# under way; t:<token> gives that claim back.
+# The trial's deadline is kept in Redis's clock, so replicas' clocks cannot disagree on it, and
+# a claim whose holder died lapses at its deadline instead of keeping the circuit half-open.
+# Every transition ends the trial: the next half-open gets a fresh one.
 # The version only grows, even if the hash is lost (same max(v + 1, TIME) rule as lease fences),
 # so a reply that arrives after a newer one is recognised and ignored.
 SYNC_SCRIPT = """
 local key = KEYS[1]
 local fail_max = tonumber(ARGV[1])
 local success_threshold = tonumber(ARGV[2])
+local now = redis.call('TIME')
+local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local now_ms = math.floor(now_us / 1000)
 local changed = redis.call('EXISTS', key) == 0
 local state = redis.call('HGET', key, 'state') or 'closed'
 local function set_state(new, opened_at)
   state = new
   redis.call('HSET', key, 'state', new, 'successes', 0)
+  redis.call('HDEL', key, 'trial', 'trial_until')
   if new == 'open' then redis.call('HSET', key, 'opened_at', opened_at) end
   if new == 'closed' then redis.call('HSET', key, 'failures', 0) end
+end
+local function trial_under_way()
+  local holder = redis.call('HGET', key, 'trial')
+  local until_ms = tonumber(redis.call('HGET', key, 'trial_until') or '0')
+  if holder and until_ms > now_ms then return holder, until_ms - now_ms end
+  return false, 0
 end
 for i = 4, #ARGV do
   local op, arg = string.sub(ARGV[i], 1, 1), string.sub(ARGV[i], 3)
@@ -48,6 +63,16 @@ for i = 4, #ARGV do
     end
   elseif op == 'c' then
     if state == arg then set_state('closed') end
+  elseif op == 'T' then
+    local token, timeout_ms = string.match(arg, '^(.+):(%d+)$')
+    if state == 'half-open' and not trial_under_way() then
+      redis.call('HSET', key, 'trial', token,
+        'trial_until', string.format('%.0f', now_ms + tonumber(timeout_ms)))
+    end
+  elseif op == 't' then
+    if redis.call('HGET', key, 'trial') == arg then
+      redis.call('HDEL', key, 'trial', 'trial_until')
+    end
   end
   changed = true
 end
@@ -61,13 +86,15 @@ elseif state == 'half-open' and successes >= success_threshold then
   changed = true
 end
 if changed then
-  local now = redis.call('TIME')
-  local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
   local version = tonumber(redis.call('HGET', key, 'version') or '0') or 0
   redis.call('HSET', key, 'state', state,
     'version', string.format('%.0f', math.max(version + 1, now_us)))
 end
-return redis.call('HMGET', key, 'state', 'failures', 'successes', 'opened_at', 'version')
+local reply = redis.call('HMGET', key, 'state', 'failures', 'successes', 'opened_at', 'version')
+local holder, ms_left = trial_under_way()
+reply[6] = holder
+reply[7] = ms_left
+return reply
 """
 
 
@@ -76,8 +103,14 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _int(raw: bytes | str | None) -> int | None:
+def _int(raw: bytes | str | int | None) -> int | None:
     return None if raw is None or raw == b"" or raw == "" else int(raw)
+
+
+def _text(raw: bytes | str | int | None) -> str | None:
+    if raw is None or isinstance(raw, int):
+        return None
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +120,23 @@ class SharedRecord:
     successes: int
     opened_at_ms: int | None
     version: int
+    trial: str | None = None
+    """The token of the trial call under way, if any (only ever in half-open)."""
+    trial_ms_left: int = 0
+    """How long that trial may still run before another one is admitted."""
 
     @classmethod
-    def parse(cls, reply: list[bytes | str | None]) -> SharedRecord:
-        state, failures, successes, opened_at, version = reply
-        text = state.decode() if isinstance(state, bytes) else (state or STATE_CLOSED)
+    def parse(cls, reply: list[bytes | str | int | None]) -> SharedRecord:
+        state, failures, successes, opened_at, version, trial, trial_ms_left = reply
+        text = _text(state) or STATE_CLOSED
         return cls(
             state=text if text in STATE_CODES else STATE_CLOSED,
             failures=_int(failures) or 0,
             successes=_int(successes) or 0,
             opened_at_ms=_int(opened_at),
             version=_int(version) or 0,
+            trial=_text(trial),
+            trial_ms_left=_int(trial_ms_left) or 0,
         )
 
 
@@ -110,6 +149,9 @@ class JournaledStorage(pybreaker.CircuitBreakerStorage):
         self._failures = 0
         self._successes = 0
         self.opened_at_ms: int | None = None
+        self.trial: str | None = None
+        """The token of the trial call under way, as last known (ours or another replica's)."""
+        self._trial_until = 0.0  # monotonic
         self._ops: list[str] = []
         self._adopting = False
 
@@ -131,6 +173,7 @@ class JournaledStorage(pybreaker.CircuitBreakerStorage):
                 self._note(f"h:{self.opened_at_ms or ''}")
             else:
                 self._note(f"c:{self._state}")
+            self.trial = None  # as in the script: a transition ends the trial
         self._state = state
 
     def increment_counter(self) -> None:
@@ -177,6 +220,29 @@ class JournaledStorage(pybreaker.CircuitBreakerStorage):
         self.opened_at_ms = int(value.timestamp() * 1000)
 
     @property
+    def trial_s_left(self) -> float:
+        """How long the known trial may still run; 0 when none is under way."""
+        if self.trial is None:
+            return 0.0
+        return max(0.0, self._trial_until - time.monotonic())
+
+    def claim_trial(self, token: str, timeout_ms: int) -> bool:
+        """Take the trial slot unless a trial is known to be under way; note the claim."""
+        if self.trial_s_left > 0:
+            return False
+        self.trial = token
+        self._trial_until = time.monotonic() + timeout_ms / 1000
+        self._note(f"T:{token}:{timeout_ms}")
+        return True
+
+    def end_trial(self, token: str, *, shared: bool) -> None:
+        """Give the trial slot back; ``shared``: Redis granted it, so tell Redis too."""
+        if self.trial == token:
+            self.trial = None
+        if shared:
+            self._note(f"t:{token}")
+
+    @property
     def has_ops(self) -> bool:
         """Whether changes are waiting to be pushed."""
         return bool(self._ops)
@@ -201,3 +267,5 @@ class JournaledStorage(pybreaker.CircuitBreakerStorage):
         self._failures = record.failures
         self._successes = record.successes
         self.opened_at_ms = record.opened_at_ms
+        self.trial = record.trial
+        self._trial_until = time.monotonic() + record.trial_ms_left / 1000

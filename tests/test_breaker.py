@@ -22,9 +22,12 @@ from tests.helpers_breaker import (
     FAIL_MAX,
     LONG_RESET_TIMEOUT_S,
     RESET_TIMEOUT_S,
+    SHORT_TRIAL_TIMEOUT_S,
     DependencyDown,
     shared_breaker,
 )
+
+CALLERS_PER_REPLICA = 10
 
 
 class Calls:
@@ -95,6 +98,22 @@ async def slow_breaker(redis: aioredis.Redis, namespace: str, name: str) -> Shar
 
 
 @pytest.fixture
+async def replicas(
+    redis_url: str, namespace: str, name: str
+) -> AsyncIterator[list[SharedCircuitBreaker]]:
+    """Two replicas' breakers, each on its own client; a trial has all the time it needs."""
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(2)]
+    try:
+        yield [
+            shared_breaker(client, namespace, name, RESET_TIMEOUT_S, LONG_RESET_TIMEOUT_S)
+            for client in clients
+        ]
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+@pytest.fixture
 async def unreachable_redis() -> AsyncIterator[aioredis.Redis]:
     """A client pointed at a port nobody listens on."""
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
@@ -112,6 +131,37 @@ async def _call_when_admitted(
                 return await breaker.call(fn)
             except CircuitOpen:
                 await asyncio.sleep(0.05)
+
+
+async def _call_all_at_once(replicas: list[SharedCircuitBreaker]) -> tuple[int, int]:
+    """Call through every replica concurrently; return how many calls ran and how many were refused.
+
+    An admitted call holds until every other one has been admitted or refused, so a trial is
+    still under way while the others ask.
+    """
+    ran = refused = 0
+    everyone_asked = asyncio.Event()
+
+    async def hold() -> None:
+        nonlocal ran
+        ran += 1
+        await everyone_asked.wait()
+
+    async def caller(breaker: SharedCircuitBreaker) -> None:
+        nonlocal refused
+        try:
+            await breaker.call(hold)
+        except CircuitOpen:
+            refused += 1
+
+    total = CALLERS_PER_REPLICA * len(replicas)
+    async with asyncio.timeout(30), asyncio.TaskGroup() as group:
+        for breaker in replicas * CALLERS_PER_REPLICA:
+            group.create_task(caller(breaker))
+        while ran + refused < total:
+            await asyncio.sleep(0.01)
+        everyone_asked.set()
+    return ran, refused
 
 
 async def _trip(breaker: SharedCircuitBreaker, calls: Calls, times: int = FAIL_MAX) -> None:
@@ -162,6 +212,62 @@ async def test_a_failing_trial_opens_it_again(
 
     assert calls.count == 1
     assert (await other_process(RESET_TIMEOUT_S, "state"))["state"] == "open"
+
+
+async def test_after_the_reset_timeout_one_trial_runs_across_replicas(
+    replicas: list[SharedCircuitBreaker], name: str
+) -> None:
+    await _trip(replicas[0], Calls())
+    await asyncio.sleep(RESET_TIMEOUT_S)
+
+    assert await _call_all_at_once(replicas) == (1, 2 * CALLERS_PER_REPLICA - 1)
+
+    # The trial succeeded: closed for both replicas.
+    calls = Calls()
+    for replica in replicas:
+        await replica.sync()
+        assert replica.state == "closed"
+        assert await replica.call(calls.ok) == "ok"
+    assert REGISTRY.get_sample_value("circuit_breaker_state", {"breaker": name}) == 0
+
+
+async def test_a_trial_whose_replica_died_is_replaced_after_its_deadline(
+    replicas: list[SharedCircuitBreaker],
+    other_process: Callable[..., Awaitable[dict[str, Any]]],
+) -> None:
+    await other_process(RESET_TIMEOUT_S, "fail", str(FAIL_MAX))
+    assert await other_process(RESET_TIMEOUT_S, "die-in-trial") == {"trial": True}
+    await asyncio.sleep(SHORT_TRIAL_TIMEOUT_S)
+
+    assert await _call_all_at_once(replicas) == (1, 2 * CALLERS_PER_REPLICA - 1)
+    for replica in replicas:
+        await replica.sync()
+        assert replica.state == "closed"
+
+
+async def test_a_cancelled_trial_frees_the_slot_at_once(
+    replicas: list[SharedCircuitBreaker],
+) -> None:
+    await _trip(replicas[0], Calls())
+    await asyncio.sleep(RESET_TIMEOUT_S)
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "late"
+
+    trial = asyncio.create_task(replicas[0].call(slow))
+    async with asyncio.timeout(5):
+        await started.wait()
+    trial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+
+    # The trial's deadline is a minute away; the other replica is let through now.
+    calls = Calls()
+    assert await replicas[1].call(calls.ok) == "ok"
+    assert calls.count == 1
 
 
 async def test_failures_of_two_replicas_add_up(redis_url: str, namespace: str, name: str) -> None:
