@@ -19,6 +19,7 @@ from libs.health import ReadinessCheck, health_app, serve
 from libs.heap import freeze_startup_heap
 from libs.keys import KeySpace
 from libs.migrations.runner import apply_migrations
+from libs.partition_layout import check_partition_count
 from libs.postgres import open_pool, ping
 from libs.redis_client import make_redis
 from libs.resources import Resources
@@ -36,13 +37,15 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     """Open the Redis client and the Postgres pool (migrated first); close both on exit.
 
-    ``config`` holds the config file's sections by key, handed to the consumers.
+    ``config`` holds the config file's sections by key, handed to the consumers. Raises
+    ``PartitionCountChanged`` when Redis holds data written with another partition count.
     """
     sections = dict(config or {})
     redis = make_redis(urls.redis_url, block_ms=settings.block_ms)
     keys = KeySpace(settings.namespace)
     publisher = Publisher(redis, keys, partitions=settings.stream_partitions)
     try:
+        await check_partition_count(redis, keys, settings.stream_partitions)
         if urls.database_url is None:
             yield Resources(settings, redis, keys, CATALOG, publisher, config=sections)
             return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -54,4 +56,16 @@ def load_config(path: Path) -> AtendeConfig:
         return load_yaml_model(path, AtendeConfig, os.environ)
     except ConfigurationError as exc:
         typer.echo(f"atende: invalid config: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def refusals_at_start() -> Iterator[None]:
+    """A ``ConfigurationError`` met while starting (the data in Redis does not fit the
+    settings, say) ends the command with its sentence and exit code 2, as invalid settings do.
+    """
+    try:
+        yield
+    except ConfigurationError as exc:
+        typer.echo(f"atende: {exc}", err=True)
         raise typer.Exit(2) from None

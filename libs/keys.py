@@ -51,6 +51,10 @@ class KeySpace:
         """Fencing counter of a lease; only grows."""
         return f"{self.namespace}:fence:{name}"
 
+    def partition_count(self) -> str:
+        """The partition count the namespace's streams and keys were written with."""
+        return f"{self.namespace}:layout:partitions"
+
     def breaker(self, name: str) -> str:
         """Shared state of a circuit breaker."""
         return f"{self.namespace}:breaker:{name}"
