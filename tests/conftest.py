@@ -17,7 +17,7 @@ from libs.embedded.valkey import EmbeddedValkey
 from libs.keys import KeySpace
 from libs.observability.logging import configure_logging
 
-pytest_plugins = ["tests.pg_fixtures"]
+pytest_plugins = ["tests.pg_fixtures", "tests.per_test_timeout"]
 
 
 @pytest.fixture(scope="session")
