@@ -17,6 +17,7 @@ from libs.errors import ConfigurationError
 from libs.keys import KeySpace
 
 _log = structlog.get_logger(__name__)
+_RECORD_ATTEMPTS = 3
 
 
 class PartitionCountChanged(ConfigurationError):
@@ -29,7 +30,8 @@ async def check_partition_count(redis: aioredis.Redis, keys: KeySpace, partition
     Raises ``PartitionCountChanged`` with a sentence naming both counts and what to do.
     """
     key = keys.partition_count()
-    while True:
+    recorded: bytes | str | None = None
+    for _ in range(_RECORD_ATTEMPTS):
         # SET NX: of processes starting together, exactly one records; the others compare.
         if await redis.set(key, partitions, nx=True):
             _log.info("partition count recorded", namespace=keys.namespace, partitions=partitions)
@@ -37,6 +39,10 @@ async def check_partition_count(redis: aioredis.Redis, keys: KeySpace, partition
         recorded = await redis.get(key)
         if recorded is not None:  # None: deleted since the SET, so try to record again
             break
+    if recorded is None:
+        raise PartitionCountChanged(
+            f"the partition count under {key!r} keeps disappearing; is something deleting keys?"
+        )
     if _as_int(recorded) == partitions:
         return
     where = f"Redis at {_address(redis)} (namespace '{keys.namespace}')"

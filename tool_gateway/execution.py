@@ -74,6 +74,9 @@ class ToolExecutor:
                 f"tool:{tool.name}",
                 fail_max=self._fail_max,
                 reset_timeout_s=self._reset_timeout_s,
+                # The trial is one call of the tool: its claim must outlast the tool's timeout,
+                # or a slow trial's claim lapses and a second trial gets in.
+                trial_timeout_s=max(tool.timeout_s, self._reset_timeout_s),
                 exclude=[ToolFailed, ToolArgumentsInvalid],
             )
             self._breakers[tool.name] = breaker

@@ -8,7 +8,6 @@ of the command pool's (acknowledgements and appends never wait behind a blocked 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -22,13 +21,8 @@ ReadResponse = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 _ENTRIES_PER_READ_IN_BATCHES = 4
 
 
-@dataclass(frozen=True, slots=True)
-class ReadEntry:
-    """An entry delivered to this consumer for the first time."""
-
-    where: StreamPartition
-    entry_id: str
-    fields: dict[bytes, bytes]
+# Per partition that had any, the new entries read (id and fields, as Redis sent them).
+ReadBatch = list[tuple[StreamPartition, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
 class PartitionReader:
@@ -53,7 +47,7 @@ class PartitionReader:
         self._count = max(1, min(batch_size, math.ceil(budget / len(partitions))))
         self._block_ms = block_ms
 
-    async def read(self) -> list[ReadEntry]:
+    async def read(self) -> ReadBatch:
         """Wait up to block_ms for new entries on any partition; return what came."""
         response: ReadResponse = await self._client.xreadgroup(  # type: ignore[assignment]
             self._group,
@@ -62,11 +56,7 @@ class PartitionReader:
             count=self._count,
             block=self._block_ms,
         )
-        return [
-            ReadEntry(self._by_key[key], entry_id.decode(), fields)
-            for key, entries in response or ()
-            for entry_id, fields in entries
-        ]
+        return [(self._by_key[key], entries) for key, entries in response or ()]
 
     async def aclose(self) -> None:
         """Close the reader's own connection."""

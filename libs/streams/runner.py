@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import math
 from dataclasses import dataclass
-from time import perf_counter
+from time import monotonic, perf_counter
 
 import redis.asyncio as aioredis
 import structlog
@@ -54,7 +54,7 @@ class _Work:
     """An entry waiting for (or in) a handler.
 
     ``fresh``: just read, so its delivery count (1) already stands for the coming start.
-    ``held_since``: loop time at which this consumer last knew it owned the entry.
+    ``held_since``: when (``time.monotonic``) this consumer last knew it owned the entry.
     """
 
     where: StreamPartition
@@ -204,7 +204,6 @@ class ConsumerRunner:
     # -- reading ------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopping.is_set():
             if self._queue.qsize() > self._low_water:
@@ -219,9 +218,10 @@ class ConsumerRunner:
                 failures = await self._after_read_error(exc, failures)
                 continue
             failures = 0
-            now = loop.time()
-            for entry in read:
-                self._queue.put_nowait(_Work(entry.where, entry.entry_id, entry.fields, True, now))
+            now = monotonic()
+            for where, entries in read:
+                for entry_id, fields in entries:
+                    self._queue.put_nowait(_Work(where, entry_id.decode(), fields, True, now))
 
     async def _after_read_error(self, exc: Exception, failures: int) -> int:
         if isinstance(exc, ResponseError) and is_nogroup(exc):
@@ -261,7 +261,10 @@ class ConsumerRunner:
     async def _run_entry(self, work: _Work) -> None:
         started = perf_counter()
         where, entry_id, fields = work.where, work.entry_id, work.fields
-        attempt = await self._begin(work)
+        if work.fresh and monotonic() - work.held_since < self._held_safely_s:
+            attempt = 1  # just read: its delivery count already stands for this start
+        else:
+            attempt = await self._begin(work)
         if not attempt:
             _log.info("entry taken over by another consumer; skipped", entry_id=entry_id)
             return
@@ -286,14 +289,12 @@ class ConsumerRunner:
     async def _begin(self, work: _Work) -> int:
         """The attempt this handler start is, counted in Redis; 0 when the entry is not ours.
 
-        A fresh read is attempt 1 without a round trip, unless it waited long enough to
-        have been reclaimed. A retry or a reclaimed entry counts its start in the pending
-        list, so attempts are handler starts across every process, not queue hand-offs.
+        A retry or a reclaimed entry counts its start in the pending list, so attempts are
+        handler starts across every process, not queue hand-offs. A fresh read that waited
+        long enough to have been reclaimed is checked to be still ours.
         """
         if not work.fresh:
             return await self._owned.start(work.where, work.entry_id)
-        if asyncio.get_running_loop().time() - work.held_since < self._held_safely_s:
-            return 1
         return await self._owned.confirm(work.where, work.entry_id)
 
     async def _retry_or_give_up(self, work: _Work, attempt: int, verdict: Verdict) -> str:
@@ -365,7 +366,10 @@ class ConsumerRunner:
 
     def _retry_due(self, now: float) -> None:
         due = self._retries.pop_due(now)
-        self._queue.put_front([_Work(d.where, d.entry_id, d.fields, False, now) for d in due])
+        held_since = monotonic()
+        self._queue.put_front(
+            [_Work(d.where, d.entry_id, d.fields, False, held_since) for d in due]
+        )
 
     async def _reclaim_idle(self) -> None:
         for where in self.partitions:
@@ -385,7 +389,7 @@ class ConsumerRunner:
 
     def _enqueue_first(self, claimed: list[Claimed]) -> None:
         # Ahead of new reads: these are older, and a conversation's older messages go first.
-        now = asyncio.get_running_loop().time()
+        now = monotonic()
         self._queue.put_front([_Work(c.where, c.entry_id, c.fields, False, now) for c in claimed])
 
     async def _keep_alive(self) -> None:
@@ -401,7 +405,7 @@ class ConsumerRunner:
         held += self._retries.held()
         if not held:
             return
-        now = asyncio.get_running_loop().time()
+        now = monotonic()
         lost = set(await self._owned.touch(held))
         for work in queued:
             work.held_since = now
