@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from libs.keys import KeySpace
 from libs.redis_client import make_redis
 from libs.streams import Delivery
+from libs.streams.reading import MAX_READERS_PER_CONSUMER
 from tests.streams_support import (
     PROBE_STREAM,
     eventually,
@@ -46,7 +47,7 @@ async def test_32_partitions_run_on_a_command_pool_of_4_connections(
             for client in await redis.client_list()
             if client.get("cmd") == "xreadgroup" and "b" in client.get("flags", "")
         ]
-        assert len(blocked) <= 1, "one blocking read covers every partition"
+        assert len(blocked) <= MAX_READERS_PER_CONSUMER, "a few reads cover all 32 partitions"
     finally:
         await runner.stop()
         await small_pool.aclose()

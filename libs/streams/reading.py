@@ -1,8 +1,10 @@
-"""New entries for a consumer: one blocking read over all its partitions, on its own socket.
+"""New entries for a consumer: a few blocking reads over all its partitions, on own sockets.
 
-One XREADGROUP takes every partition key of the consumer, so a process holds one blocking
-connection per consumer however many partitions there are, and that connection is not one
-of the command pool's (acknowledgements and appends never wait behind a blocked read).
+One XREADGROUP takes several partition keys, so a consumer needs at most
+``MAX_READERS_PER_CONSUMER`` blocking connections however many partitions there are, and
+those connections are not the command pool's: acknowledgements and appends never wait behind
+a blocked read. More than one reader keeps a read in flight while the workers handle the
+previous batch, which several partitions with traffic need to keep the workers busy.
 """
 
 from __future__ import annotations
@@ -11,26 +13,29 @@ import math
 
 import redis.asyncio as aioredis
 
-from libs.redis_client import blocking_client
 from libs.streams.partitions import StreamPartition
 
 ReadResponse = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 
-# Entries one read may return over all keys, as a multiple of the batch size: COUNT applies
-# per key, so with many partitions a read of batch_size each could bring in thousands.
-_ENTRIES_PER_READ_IN_BATCHES = 4
+MAX_READERS_PER_CONSUMER = 4
 
 
 # Per partition that had any, the new entries read (id and fields, as Redis sent them).
 ReadBatch = list[tuple[StreamPartition, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
+def split_among_readers(partitions: list[StreamPartition]) -> list[list[StreamPartition]]:
+    """Deal ``partitions`` out to at most ``MAX_READERS_PER_CONSUMER`` readers."""
+    readers = min(len(partitions), MAX_READERS_PER_CONSUMER)
+    return [partitions[n::readers] for n in range(readers)]
+
+
 class PartitionReader:
-    """Reads new entries of ``partitions`` for one consumer of ``group``."""
+    """Reads new entries of ``partitions`` for one consumer of ``group``, on ``client``."""
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        client: aioredis.Redis,
         partitions: list[StreamPartition],
         *,
         group: str,
@@ -38,13 +43,13 @@ class PartitionReader:
         batch_size: int,
         block_ms: int,
     ) -> None:
-        self._client = blocking_client(redis)
+        self._client = client
         self._by_key = {where.key.encode(): where for where in partitions}
         self._streams = {where.key: ">" for where in partitions}
         self._group = group
         self._consumer = consumer
-        budget = batch_size * _ENTRIES_PER_READ_IN_BATCHES
-        self._count = max(1, min(batch_size, math.ceil(budget / len(partitions))))
+        # COUNT applies per key: a read over many keys stays near one batch in all.
+        self._count = max(1, math.ceil(batch_size / len(partitions)))
         self._block_ms = block_ms
 
     async def read(self) -> ReadBatch:
@@ -57,7 +62,3 @@ class PartitionReader:
             block=self._block_ms,
         )
         return [(self._by_key[key], entries) for key, entries in response or ()]
-
-    async def aclose(self) -> None:
-        """Close the reader's own connection."""
-        await self._client.aclose()

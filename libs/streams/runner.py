@@ -21,6 +21,7 @@ from libs.observability.metrics import (
     CONSUMER_METRICS,
     CONSUMER_RECONNECTS,
 )
+from libs.redis_client import blocking_client
 from libs.streams.acks import AckBuffer
 from libs.streams.config import RunnerConfig
 from libs.streams.consumer import Consumer, Handler
@@ -30,7 +31,7 @@ from libs.streams.handling import EntryHandler, Verdict
 from libs.streams.ownership import OwnedEntries
 from libs.streams.partitions import StreamPartition, stream_partitions
 from libs.streams.pending import Claimed, PendingEntries, RetrySchedule
-from libs.streams.reading import PartitionReader
+from libs.streams.reading import PartitionReader, split_among_readers
 from libs.streams.retry import ExponentialBackoff
 from libs.streams.stats import StreamStats
 from libs.streams.trimming import StreamTrimmer
@@ -111,14 +112,19 @@ class ConsumerRunner:
         self._room = asyncio.Event()
         self._low_water = config.concurrency
         self._workers: list[asyncio.Task[None]] = []
-        self._reader = PartitionReader(
-            redis,
-            self.partitions,
-            group=config.group,
-            consumer=config.consumer_name,
-            batch_size=config.batch_size,
-            block_ms=config.block_ms,
-        )
+        reader_partitions = split_among_readers(self.partitions)
+        self._reading_client = blocking_client(redis, len(reader_partitions))
+        self._readers = [
+            PartitionReader(
+                self._reading_client,
+                partitions,
+                group=config.group,
+                consumer=config.consumer_name,
+                batch_size=config.batch_size,
+                block_ms=config.block_ms,
+            )
+            for partitions in reader_partitions
+        ]
         self._acks = AckBuffer(config.group)
         self._owned = OwnedEntries(redis, config.group, config.consumer_name)
         self._pending = PendingEntries(redis, config.group, config.consumer_name)
@@ -158,9 +164,10 @@ class ConsumerRunner:
         except _TRANSIENT as exc:
             _log.warning("redis unreachable at start; read loops will retry", error=str(exc))
         self._loops = [
-            asyncio.create_task(self._read_loop(), name=f"{self.consumer.name}:read"),
-            asyncio.create_task(self._maintain(), name=f"{self.consumer.name}:pel"),
+            asyncio.create_task(self._read_loop(reader), name=f"{self.consumer.name}:read:{n}")
+            for n, reader in enumerate(self._readers)
         ]
+        self._loops.append(asyncio.create_task(self._maintain(), name=f"{self.consumer.name}:pel"))
         self._workers = [
             asyncio.create_task(self._work_loop(slot), name=f"{self.consumer.name}:work:{slot}")
             for slot in range(self.config.concurrency)
@@ -187,7 +194,7 @@ class ConsumerRunner:
         self._stopping.set()
         self._wakeup.set()
         await _finish(self._loops, max(self.config.block_ms / 1000 + 1, 0.1))
-        await self._reader.aclose()
+        await self._reading_client.aclose()
         unfinished = await self._drain(max(deadline - loop.time(), 0))
         unfinished.extend(self._retries.drain())
         # The ack loop stops first: a flush it had under way puts its ids back in the buffer,
@@ -203,7 +210,7 @@ class ConsumerRunner:
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, reader: PartitionReader) -> None:
         failures = 0
         while not self._stopping.is_set():
             if self._queue.qsize() > self._low_water:
@@ -213,7 +220,7 @@ class ConsumerRunner:
                     await asyncio.wait_for(self._room.wait(), 1.0)
                 continue
             try:
-                read = await self._reader.read()
+                read = await reader.read()
             except (ResponseError, *_TRANSIENT) as exc:
                 failures = await self._after_read_error(exc, failures)
                 continue
