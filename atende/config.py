@@ -5,6 +5,7 @@ tenants: [...]   # ingress: tenants and their channels
 agents: [...]    # tool gateway: agent profiles and the tools each may call
 tools: {...}     # tool gateway: limits, breakers, SMTP, declared HTTP APIs
 memory: {...}    # memory manager: embedder, working memory, chunking, search
+conversations: {...}  # dispatcher: turns, double texts, routing, handoff
 ```
 Every section is optional; a file with only ``tenants`` is what the ingress needs.
 """
@@ -15,6 +16,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from dispatcher.config import ConversationsConfig
 from ingress.config import ChannelsConfig
 from memory_manager.config import MemoryConfig
 from tool_gateway.config import AgentProfilesConfig, ToolsConfig
@@ -26,6 +28,7 @@ class AtendeConfig(ChannelsConfig):
     agents: AgentProfilesConfig = Field(default_factory=lambda: AgentProfilesConfig(()))
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    conversations: ConversationsConfig = Field(default_factory=ConversationsConfig)
 
     @model_validator(mode="after")
     def _agents_of_declared_tenants(self) -> Self:
@@ -43,4 +46,10 @@ class AtendeConfig(ChannelsConfig):
 
     def sections(self) -> dict[str, object]:
         """The sections by key, as consumers ask for them (``Resources.section``)."""
-        return {"tenants": self, "agents": self.agents, "tools": self.tools, "memory": self.memory}
+        return {
+            "tenants": self,
+            "agents": self.agents,
+            "tools": self.tools,
+            "memory": self.memory,
+            "conversations": self.conversations,
+        }

@@ -203,6 +203,15 @@ class Mailbox:
         """Push the open turn's deadline a turn TTL from now; ``False`` if not its token."""
         return bool(await self._run(self._extend, conversation, token))
 
+    async def current(self, conversation: ConversationRef) -> Turn | None:
+        """The conversation's open turn (without its messages), if one is open."""
+        turn_id, token, attempt = await self._redis.hmget(
+            self._keys_of(conversation)[1], ["turn_id", "token", "attempt"]
+        )
+        if turn_id is None or token is None:
+            return None
+        return Turn(conversation, _text(turn_id), int(token), int(attempt or 1), ())
+
     async def due_turns(self, partition: int, limit: int) -> list[ConversationRef]:
         """Up to ``limit`` conversations of ``partition`` whose turn passed its deadline."""
         return await self._due(self._turns_due_key(partition), partition, limit)

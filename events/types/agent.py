@@ -45,6 +45,11 @@ class AgentResponseGenerated(EventPayload):
         max_length=20, description="What to send, in order; empty only with a handoff."
     )
     handoff: bool = Field(default=False, description="Hand the conversation to a human after.")
+    closes_turn: bool = Field(
+        default=True,
+        description="False for a reply outside the turn's own flow (a double text rejected "
+        "while the turn runs): delivery sends it under the turn's token and leaves the turn open.",
+    )
     handoff_reason: str | None = Field(
         default=None, max_length=1_024, description="Why, for the human who takes over."
     )

@@ -23,7 +23,9 @@ class Consumer:
     """A consumer group on one or more logical streams, declared once in ``consumers/``.
 
     ``handler_factory`` receives the process's resources (clients, publisher, settings) and
-    returns the handler, so handlers get their dependencies passed in, never looked up.
+    returns the handler, so handlers get their dependencies passed in, never looked up. A
+    handler object may also have ``run_background(stopping: asyncio.Event)``, a coroutine the
+    runner runs beside its reads until ``stopping`` is set, and ``aclose()``.
     ``accepts`` maps event types to the versions this consumer reads; entries of other types
     on its streams are acknowledged and skipped, and a known type at an unknown version is
     dead-lettered (the consumer must be upgraded, then the entry redriven). ``None`` reads

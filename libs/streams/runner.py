@@ -168,6 +168,13 @@ class ConsumerRunner:
             for n, reader in enumerate(self._readers)
         ]
         self._loops.append(asyncio.create_task(self._maintain(), name=f"{self.consumer.name}:pel"))
+        # A handler may have housekeeping of its own (the dispatcher sweeps stalled turns): it
+        # runs beside the reads and stops with them.
+        background = getattr(self.handler, "run_background", None)
+        if background is not None:
+            self._loops.append(
+                asyncio.create_task(background(self._stopping), name=f"{self.consumer.name}:bg")
+            )
         self._workers = [
             asyncio.create_task(self._work_loop(slot), name=f"{self.consumer.name}:work:{slot}")
             for slot in range(self.config.concurrency)
