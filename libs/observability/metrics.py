@@ -1,7 +1,7 @@
 """Every Prometheus metric atende exports, declared once, named as in DESIGN.md.
 
-Label values are low-cardinality by rule: stream, group, partition, lock kind, breaker name —
-never a tenant, conversation or event id.
+Label values are low-cardinality by rule: stream, group, partition, lock kind, breaker name,
+model, agent profile — never a tenant, conversation or event id.
 """
 
 from __future__ import annotations
@@ -94,4 +94,21 @@ HTTP_REQUEST_DURATION = Histogram(
     "HTTP request latency.",
     ["route", "method"],
     buckets=_LATENCY_BUCKETS_S,
+)
+
+AI_REQUESTS = Counter(
+    "ai_requests_total",
+    "Chat model calls by outcome: success, rejected, unavailable, circuit_open.",
+    ["model", "profile", "outcome"],
+)
+AI_TOKENS_USED = Counter(
+    "ai_tokens_used_total",
+    "Tokens the chat model reported using, by kind: prompt or completion.",
+    ["model", "profile", "kind"],
+)
+AI_REQUEST_DURATION = Histogram(
+    "ai_request_duration_seconds",
+    "How long a chat model call took, its retries and their waits included.",
+    ["model", "profile"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120),
 )
