@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from dataclasses import dataclass, field
 
+import redis as sync_redis
 import redis.asyncio as aioredis
 
 from libs.errors import Reject, RetryLater
 from libs.keys import KeySpace
 from libs.streams import ConsumerRunner, Delivery, Handler
+from libs.streams.codec import entry_fields
 from libs.streams.partitions import stream_partitions
 from libs.streams.pending import PendingEntries
 from tests.streams_support import (
@@ -196,3 +200,51 @@ async def test_reclaimed_entries_do_not_count_as_deliveries_until_their_handler_
     await runner.stop()
     assert seen == [2], "one read that may have started it, then this start"
     assert await entries(redis, keys.dead_letters(PROBE_STREAM, 0)) == []
+
+
+async def test_a_read_parsed_after_a_freeze_is_checked_before_its_handler_runs(
+    redis_url: str, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    # The loop freezes (synchronous work, SIGSTOP) while a read is in flight; an entry it
+    # delivers meanwhile goes idle past claim_idle_ms and a peer takes it over.
+    settings = fast_settings(stream_partitions=1, claim_idle_ms=600, block_ms=3_000)
+    key = keys.stream(PROBE_STREAM, 0)
+    frozen, done = threading.Event(), threading.Event()
+    runs: list[tuple[int, int]] = []
+
+    def peer() -> None:
+        # A live peer: it takes the entry once idle, then keeps it alive while it works.
+        frozen.wait(10)
+        time.sleep(0.3)
+        client = sync_redis.Redis.from_url(redis_url)
+        # Delivered to the frozen consumer's read in flight.
+        entry_id = client.xadd(key, entry_fields(probe(2, "c")))  # type: ignore[arg-type]
+        time.sleep(1.0)
+        client.xautoclaim(key, "probe", "peer", 600, "0-0", justid=True)
+        while not done.wait(0.1):
+            client.xclaim(key, "probe", "peer", 0, [entry_id], justid=True)
+        client.close()
+
+    async def handle(delivery: Delivery) -> None:
+        runs.append((delivery.envelope.payload.n, delivery.attempt))
+        if delivery.envelope.payload.n == 1:
+            await asyncio.sleep(0.1)  # the reader sends its next read
+            frozen.set()
+            time.sleep(2.0)  # noqa: ASYNC251 - the point: the whole event loop stops
+
+    runner = make_runner(redis, keys, handle, settings, consumer_name="frozen")
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
+    await runner.start()
+    await make_publisher(redis, keys, settings).publish(probe(1, "c"))
+
+    async def taken_over() -> bool:
+        rows = await redis.xpending_range(key, "probe", "-", "+", 10, consumername="peer")
+        return bool(rows)
+
+    await eventually(taken_over, what="the peer's takeover")
+    await asyncio.sleep(1.5)  # room for the frozen consumer to (wrongly) run it
+    await runner.stop()
+    done.set()
+    thread.join(5)
+    assert runs == [(1, 1)], "the entry the peer took over did not run here too"

@@ -136,3 +136,24 @@ def _lost_count() -> float:
         "stream_entries_lost_total", {"stream": PROBE_STREAM, "group": "probe"}
     )
     return value or 0.0
+
+
+async def test_the_floor_is_exact_for_sequence_numbers_beyond_double_precision(
+    redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    key = keys.stream(PROBE_STREAM, 0)
+    first = 2**54 - 92  # one full radix node of 100 entries, then 10 more
+    for n in range(110):
+        await redis.xadd(key, {"n": n}, id=f"1-{first + n}")
+    await redis.xgroup_create(key, "g", id="0")
+    await redis.xreadgroup("g", "c", {key: ">"}, count=99)
+    await redis.xack(key, "g", *[entry_id for entry_id, _ in await entries(redis, key, 99)])
+    await StreamTrimmer(redis).trim(stream_partitions(keys, [PROBE_STREAM], 1))
+    unread = await redis.xreadgroup("g", "c", {key: ">"}, count=1)
+    assert unread[0][1][0][0] == f"1-{first + 99}".encode(), "the first unread entry is kept"  # type: ignore[index]
+    top = keys.stream(PROBE_STREAM, 1)
+    await redis.xadd(top, {"n": 1}, id=f"1-{2**64 - 1}")
+    await redis.xgroup_create(top, "g", id="0")
+    await redis.xreadgroup("g", "c", {top: ">"})
+    await redis.xack(top, "g", f"1-{2**64 - 1}")
+    assert await StreamTrimmer(redis).trim(stream_partitions(keys, [PROBE_STREAM], 2)) == 0

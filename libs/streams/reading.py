@@ -44,6 +44,7 @@ class PartitionReader:
         block_ms: int,
     ) -> None:
         self._client = client
+        self.streams = sorted({where.stream for where in partitions})
         self._by_key = {where.key.encode(): where for where in partitions}
         self._streams = {where.key: ">" for where in partitions}
         self._group = group

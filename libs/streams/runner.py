@@ -226,24 +226,29 @@ class ConsumerRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room.wait(), 1.0)
                 continue
+            # Taken before the read is sent: Redis delivers (and starts the entries' idle
+            # time) after that, and a frozen loop may only parse the reply much later.
+            sent_at = monotonic()
             try:
                 read = await reader.read()
             except (ResponseError, *_TRANSIENT) as exc:
-                failures = await self._after_read_error(exc, failures)
+                failures = await self._after_read_error(reader, exc, failures)
                 continue
             failures = 0
-            now = monotonic()
             for where, entries in read:
                 for entry_id, fields in entries:
-                    self._queue.put_nowait(_Work(where, entry_id.decode(), fields, True, now))
+                    self._queue.put_nowait(_Work(where, entry_id.decode(), fields, True, sent_at))
 
-    async def _after_read_error(self, exc: Exception, failures: int) -> int:
+    async def _after_read_error(
+        self, reader: PartitionReader, exc: Exception, failures: int
+    ) -> int:
         if isinstance(exc, ResponseError) and is_nogroup(exc):
             with contextlib.suppress(RedisError, OSError):
                 if await heal_groups(self._redis, self.partitions, self.config.group):
                     return failures
         elif isinstance(exc, _TRANSIENT):
-            CONSUMER_RECONNECTS.labels(self.partitions[0].stream).inc()
+            for stream in reader.streams:
+                CONSUMER_RECONNECTS.labels(stream).inc()
             _log.warning("redis unreachable; retrying", consumer=self.consumer.name, error=str(exc))
         else:
             _log.error("read failed", consumer=self.consumer.name, error=str(exc))
@@ -351,20 +356,23 @@ class ConsumerRunner:
             "prune": min(self.config.consumer_prune_idle_ms / 2000, _PRUNE_EVERY_MAX_S),
         }
         next_at = dict.fromkeys(every_s, loop.time())
-        failures = 0
+        failures = dict.fromkeys(every_s, 0)
         while not self._stopping.is_set():
-            try:
-                self._retry_due(loop.time())
-                for task, due_at in next_at.items():
-                    if loop.time() >= due_at:
-                        await self._housekeeping(task)
-                        next_at[task] = loop.time() + every_s[task]
-                failures = 0
-            except (RedisError, OSError) as exc:
-                failures += 1
-                _log.warning("pending-entry maintenance failed", error=str(exc))
-                await self._pause(_RECONNECT.delay_ms(failures) / 1000)
-                continue
+            self._retry_due(loop.time())
+            for task, due_at in next_at.items():
+                if loop.time() < due_at:
+                    continue
+                # Each task fails on its own: a trim that keeps failing must not hold back
+                # the keep-alive and the reclaim.
+                try:
+                    await self._housekeeping(task)
+                    failures[task] = 0
+                    next_at[task] = loop.time() + every_s[task]
+                except (RedisError, OSError) as exc:
+                    failures[task] += 1
+                    _log.warning("stream housekeeping failed", task=task, error=str(exc))
+                    retry_s = _RECONNECT.delay_ms(failures[task]) / 1000
+                    next_at[task] = loop.time() + min(retry_s, every_s[task])
             await self._sleep_until(min(*next_at.values(), self._retries.next_due_at() or math.inf))
 
     async def _housekeeping(self, task: str) -> None:

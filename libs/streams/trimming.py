@@ -2,10 +2,11 @@
 
 An entry leaves its stream once every group has acknowledged it or dead-lettered it (the
 dead-letter move acknowledges). For each group the first entry it still needs is its oldest
-pending entry, or, with nothing pending, the one after its last-delivered id; the stream is
-trimmed below the smallest of these (``XTRIM MINID``). A stream without groups is never
-trimmed: nobody has said what they still need. Capacity is enforced where entries come in
-(the ingress refuses past ``stream_capacity``), not by dropping what was accepted.
+pending entry, or, with nothing pending, its last-delivered id (kept, though acknowledged:
+no arithmetic on ids); the stream is trimmed below the smallest of these (``XTRIM MINID``).
+A stream without groups is never trimmed: nobody has said what they still need. Capacity is
+enforced where entries come in (the ingress refuses past ``stream_capacity``), not by dropping
+what was accepted.
 """
 
 from __future__ import annotations
@@ -20,26 +21,30 @@ from libs.streams.partitions import StreamPartition
 # One atomic step, so a group's progress cannot move between reading it and trimming by it.
 # '~' trims whole radix-tree nodes only, never below the given id: cheap, and still safe.
 _TRIM_BY_PROGRESS = """
-local function parse(id)
+local function parts(id)
   local dash = string.find(id, '-', 1, true)
-  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+  return string.sub(id, 1, dash - 1), string.sub(id, dash + 1)
 end
+-- Ids compared as text, part by part (shorter digits first): no arithmetic on 64-bit parts,
+-- which Lua's doubles would round.
 local function before(a, b)
-  local ams, aseq = parse(a)
-  local bms, bseq = parse(b)
-  return ams < bms or (ams == bms and aseq < bseq)
+  local ams, aseq = parts(a)
+  local bms, bseq = parts(b)
+  if ams ~= bms then
+    return #ams < #bms or (#ams == #bms and ams < bms)
+  end
+  return #aseq < #bseq or (#aseq == #bseq and aseq < bseq)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local floor = nil
 for _, row in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local info = {}
   for i = 1, #row, 2 do info[row[i]] = row[i + 1] end
-  local needed
+  -- The oldest pending entry, or the last delivered one: MINID keeps the floor itself, so
+  -- at most one acknowledged entry per group stays, and nothing unread goes.
+  local needed = info['last-delivered-id']
   if info['pending'] > 0 then
     needed = redis.call('XPENDING', KEYS[1], info['name'])[2]
-  else
-    local ms, seq = parse(info['last-delivered-id'])
-    needed = string.format('%.0f-%.0f', ms, seq + 1)
   end
   if floor == nil or before(needed, floor) then floor = needed end
 end
