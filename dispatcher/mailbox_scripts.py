@@ -49,7 +49,9 @@ local function issue_token()
 end
 
 -- Take what may be released now: late messages (below next), then the run from next on
--- without a gap, at most `limit` real messages. Tombstones are consumed, not returned.
+-- without a gap, at most `limit` real messages. Tombstones are consumed, not returned, and do
+-- not count against the limit (pages of `limit`, at most MAX_PAGES of them per call).
+local MAX_PAGES = 100
 local function take(limit, carried)
   local taken = carried or {}
   local nxt = field_number('next', '1')
@@ -58,12 +60,18 @@ local function take(limit, carried)
     redis.call('ZREM', KEYS[1], m)
     if not cjson.decode(m)['skip'] then taken[#taken + 1] = m end
   end
-  local run = redis.call('ZRANGEBYSCORE', KEYS[1], nxt, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
-  for i = 1, #run, 2 do
-    if #taken >= limit or tonumber(run[i + 1]) ~= nxt then break end
-    redis.call('ZREM', KEYS[1], run[i])
-    if not cjson.decode(run[i])['skip'] then taken[#taken + 1] = run[i] end
-    nxt = nxt + 1
+  for _ = 1, MAX_PAGES do
+    if #taken >= limit then break end
+    local run = redis.call('ZRANGEBYSCORE', KEYS[1], nxt, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+    local progressed = false
+    for i = 1, #run, 2 do
+      if #taken >= limit or tonumber(run[i + 1]) ~= nxt then break end
+      redis.call('ZREM', KEYS[1], run[i])
+      if not cjson.decode(run[i])['skip'] then taken[#taken + 1] = run[i] end
+      nxt = nxt + 1
+      progressed = true
+    end
+    if not progressed or #run < 2 * limit then break end
   end
   redis.call('HSET', KEYS[2], 'next', nxt)
   return taken
@@ -98,6 +106,8 @@ local function wait_for_gap()
     return since + tonumber(ARGV[8])
   end
   local nxt, first = field_number('next', '1'), tonumber(head[2])
+  -- Not a gap: what follows `next` is there (tombstones past one call's pages): take again.
+  if first <= nxt then return true end
   local skipped = cjson.decode(redis.call('HGET', KEYS[2], 'skipped') or '[]')
   for s = nxt, first - 1 do
     if #skipped < MAX_SKIPPED then skipped[#skipped + 1] = s end
@@ -109,7 +119,7 @@ end
 
 -- Open a turn over what may be released; when only a gap stands in the way, wait for it.
 local function open_ready()
-  for _ = 1, 2 do
+  for _ = 1, 3 do
     local messages = take(tonumber(ARGV[7]))
     if #messages > 0 then return open(ARGV[6], messages, 1) end
     local gap = wait_for_gap()
@@ -250,8 +260,9 @@ local messages = cjson.decode(redis.call('HGET', KEYS[2], 'messages'))
 if attempt > tonumber(ARGV[9]) then
   local reply = {'exhausted', turn_id, redis.call('HGET', KEYS[2], 'token'), tostring(attempt)}
   for _, m in ipairs(messages) do reply[#reply + 1] = m end
-  -- Out of the sweep until the handoff closes it; the human now owns the conversation.
-  redis.call('ZREM', KEYS[5], ARGV[5])
+  -- The hand-off must happen even if whoever takes this reply dies first: the turn stays in
+  -- the sweep, a turn TTL later, until the hand-off closes it.
+  redis.call('ZADD', KEYS[5], now_ms() + tonumber(ARGV[3]), ARGV[5])
   return reply
 end
 return open(turn_id, messages, attempt)
@@ -259,12 +270,20 @@ return open(turn_id, messages, attempt)
 )
 
 # Push the open turn's deadline (and its lease) ARGV[3] ms from now, if ARGV[1] is its token.
+# A fence or lease lost meanwhile (eviction, failover) is written back, as libs.leases does:
+# nobody else can have been issued a token while the turn was open.
 EXTEND = """
 if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return 0 end
 local t = redis.call('TIME')
 local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], 'deadline', deadline)
 redis.call('ZADD', KEYS[5], deadline, ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
+local fence = redis.call('GET', KEYS[4])
+if not fence or #fence < #ARGV[1] or (#fence == #ARGV[1] and fence < ARGV[1]) then
+  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4])
+else
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+redis.call('SET', KEYS[3], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 1
 """

@@ -47,6 +47,8 @@ class TurnSweeper:
                 await self.sweep()
             except (RedisError, OSError, asyncpg.PostgresError) as exc:
                 _log.warning("turn sweep failed; will retry", error=str(exc))
+            except Exception:  # noqa: BLE001 - the loop boundary: a dead sweep strands turns
+                _log.exception("turn sweep failed unexpectedly; will retry")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self._interval_s)
 

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from dispatcher.mailbox import Mailbox, MergePolicy, Transition, WaitingMessage
 from libs.errors import StaleFencingToken
 from libs.keys import KeySpace
-from libs.leases import TurnLease
+from libs.leases import TurnLease, slot_name
 from tests.streams_support import eventually
 
 MERGE = MergePolicy(window_ms=80, max_wait_ms=400)
@@ -152,11 +152,14 @@ async def test_a_stalled_turn_is_resumed_under_a_new_token_then_handed_over(
     exhausted = await mailbox.resume(chat, max_attempts=2)
     assert exhausted.outcome == "exhausted"
     assert seqs(exhausted) == [1]
-    assert await mailbox.due_turns(chat.partition, 10) == [], "out of the sweep"
     assert exhausted.turn is not None
+    await eventually(overdue, what="the hand-off to come due again")
+    again = await mailbox.resume(chat, max_attempts=2)
+    assert again.outcome == "exhausted", "a hand-off lost with its sweeper is retried"
     handed = await mailbox.close(chat, exhausted.turn.token, "human", MERGE)
     assert handed.outcome == "closed"
     assert [m.seq for m in handed.handed_over] == [2], "what waited goes to the human too"
+    assert await mailbox.due_turns(chat.partition, 10) == []
     assert (await mailbox.admit(chat, message(2), "enqueue")).outcome == "duplicate"
 
 
@@ -190,3 +193,26 @@ async def test_a_gap_is_given_up_on_and_the_late_message_still_gets_its_turn(
     assert late.turn is not None
     await mailbox.close(chat, late.turn.token, "enqueue", MERGE)
     assert (await mailbox.admit(chat, message(2), "enqueue")).outcome == "opened"
+
+
+async def test_more_tombstones_than_a_turn_holds_are_no_gap(mailbox: Mailbox) -> None:
+    chat = mailbox.conversation("t1", "wa:human-stretch")
+    for seq in range(1, 151):  # a human held the conversation for 150 messages
+        assert (await mailbox.admit(chat, message(seq), "human")).outcome == "human"
+    assert seqs(await mailbox.admit(chat, message(151), "enqueue")) == [151]
+
+
+async def test_extending_a_turn_writes_back_a_lost_fence(
+    mailbox: Mailbox, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    chat = mailbox.conversation("t1", "wa:fence")
+    opened = await mailbox.admit(chat, message(1), "enqueue")
+    assert opened.turn is not None
+    lease = TurnLease(redis, keys)
+    name = mailbox.turn_lease_name(chat)
+    fence_key = keys.fence(slot_name(name))
+    await redis.delete(fence_key)  # evicted, or lost in a failover
+    with pytest.raises(StaleFencingToken):
+        await lease.require_current(name, opened.turn.token)
+    assert await mailbox.extend(chat, opened.turn.token)
+    await lease.require_current(name, opened.turn.token)
