@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from limits import parse as parse_rate_limit
 from pydantic import (
@@ -83,13 +83,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FALLBACK_TEXTS = {
+    "pt": "Desculpe, não consegui responder agora. Vou chamar uma pessoa da equipe para continuar.",
+    "en": "Sorry, I could not answer just now. I am bringing in a person from our team.",
+}
+"""What a profile says when the agent cannot answer, by language, when it sets no text."""
+
+
 class AgentProfileConfig(_Strict):
-    """What one agent profile of one tenant may call, and how often."""
+    """One agent profile of one tenant: what it may call and how often, and how it answers.
+
+    The answering fields are optional; a profile routed to but not declared answers with the
+    defaults and no tools. ``provider`` None means OpenAI when a key or a server URL is
+    configured, else the offline model.
+    """
 
     tenant: TenantId
     profile: AgentProfile
     tools: tuple[ToolPattern, ...] = Field(
-        description="Tool names or namespace wildcards ('appointments.*') the profile may call."
+        default=(),
+        description="Tool names or namespace wildcards ('appointments.*') the profile may call.",
+    )
+    provider: Literal["openai", "local"] | None = Field(
+        default=None, description="Who answers; unset: openai when configured, else local."
+    )
+    model: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Model name; unset: the default."
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    system_prompt: str | None = Field(default=None, min_length=1, max_length=16_000)
+    language: str = Field(
+        default="pt-BR",
+        pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+        description="BCP 47 tag of the language the profile answers in, e.g. `pt-BR`.",
+    )
+    max_tool_steps: int = Field(
+        default=5, ge=0, le=50, description="Tool rounds per turn before the agent gives up."
+    )
+    reply_max_chars: int = Field(default=4_096, ge=1, le=65_536)
+    fallback_text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1_024,
+        description="Sent with a handoff when the agent cannot answer; unset: by language.",
     )
     rate_limits: dict[str, str] = Field(
         default_factory=dict,
@@ -132,6 +168,13 @@ class AgentProfileConfig(_Strict):
         """Whether this profile may call ``tool``."""
         return any(pattern_matches(pattern, tool) for pattern in self.tools)
 
+    @property
+    def fallback(self) -> str:
+        """``fallback_text``, or the default of the profile's language (English otherwise)."""
+        if self.fallback_text is not None:
+            return self.fallback_text
+        return FALLBACK_TEXTS.get(self.language.split("-")[0].lower(), FALLBACK_TEXTS["en"])
+
 
 class AgentProfilesConfig(RootModel[tuple[AgentProfileConfig, ...]]):
     """The ``agents`` section: every (tenant, profile) pair once."""
@@ -152,6 +195,11 @@ class AgentProfilesConfig(RootModel[tuple[AgentProfileConfig, ...]]):
             if agent.tenant == tenant and agent.profile == profile:
                 return agent
         return None
+
+    def answering(self, tenant: str, profile: str) -> AgentProfileConfig:
+        """The profile ``profile`` of ``tenant``; the defaults (and no tools) if not declared."""
+        declared = self.profile(tenant, profile)
+        return declared or AgentProfileConfig(tenant=tenant, profile=profile)
 
 
 class ToolsConfig(_Strict):
