@@ -6,6 +6,7 @@ agents: [...]    # tool gateway: agent profiles and the tools each may call
 tools: {...}     # tool gateway: limits, breakers, SMTP, declared HTTP APIs
 memory: {...}    # memory manager: embedder, working memory, chunking, search
 conversations: {...}  # dispatcher: turns, double texts, routing, handoff
+llm: {...}       # ai agent: the chat model's timeouts, retries and breaker
 ```
 Every section is optional; a file with only ``tenants`` is what the ingress needs.
 """
@@ -16,6 +17,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from ai_agent.llm_setup import OpenAIChatConfig
 from dispatcher.config import ConversationsConfig
 from ingress.config import ChannelsConfig
 from memory_manager.config import MemoryConfig
@@ -29,6 +31,7 @@ class AtendeConfig(ChannelsConfig):
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     conversations: ConversationsConfig = Field(default_factory=ConversationsConfig)
+    llm: OpenAIChatConfig = Field(default_factory=OpenAIChatConfig)
 
     @model_validator(mode="after")
     def _agents_of_declared_tenants(self) -> Self:
@@ -52,4 +55,5 @@ class AtendeConfig(ChannelsConfig):
             "tools": self.tools,
             "memory": self.memory,
             "conversations": self.conversations,
+            "llm": self.llm,
         }

@@ -1,0 +1,255 @@
+"""The AI agent: runs a turn through the chat model, its tool calls out as events and back.
+
+A turn starts on ``routing.handoff.requested`` (``start_turn``) and continues on each
+``tools.call.completed`` (``resume``) until the model answers in text. Every failure ends in a
+reply: the profile's fallback text and a handoff to a human, never silence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from ai_agent.chat_models import ChatModels
+from ai_agent.inbound import read_turn_inbound
+from ai_agent.llm import ChatReply, ChatRequest, LLMCircuitOpen, LLMError, LLMRequestRejected
+from ai_agent.offline import OfflineNoAnswer
+from ai_agent.phrases import phrase
+from ai_agent.prompt import system_message
+from ai_agent.replies import call_problem, reply_event, tool_request_events
+from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
+from dispatcher.mailbox import ConversationRef, Mailbox
+from events.envelope import Envelope
+from events.partitions import partition_for
+from events.types.routing import RoutingHandoffRequested
+from events.types.tools import ToolCallCompleted
+from libs.errors import Drop
+from memory_manager.context import AgentContext, ContextBuilder
+from tool_gateway.config import AgentProfileConfig, AgentProfilesConfig
+from tool_gateway.registry import ToolRegistry
+from tool_gateway.turns import TurnGuard
+
+_log = structlog.get_logger(__name__)
+
+Publish = Callable[[list[Envelope[Any]]], Awaitable[object]]
+"""Publishes events (``Publisher.publish_many``)."""
+
+CONTEXT_TOKEN_BUDGET = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDeps:
+    """What the agent works with; built once per process by its consumer."""
+
+    pool: asyncpg.Pool
+    transcript: TranscriptStore
+    models: ChatModels
+    profiles: AgentProfilesConfig
+    tools: ToolRegistry
+    guard: TurnGuard
+    mailbox: Mailbox
+    context: ContextBuilder | None
+    publish: Publish
+    partitions: int
+
+
+class AIAgent:
+    """Answers turns: one LLM call per step, tool calls as events, a reply at the end."""
+
+    def __init__(self, deps: AgentDeps) -> None:
+        self._deps = deps
+
+    async def start_turn(self, envelope: Envelope[RoutingHandoffRequested]) -> None:
+        """Begin (or, redelivered, continue) the turn ``envelope`` opened."""
+        turn = envelope.payload
+        tenant_id, conversation_id = envelope.tenant_id, envelope.conversation_id
+        await self._require_current(envelope, turn.turn_id, turn.fencing_token)
+        profile = self._deps.profiles.answering(tenant_id, turn.agent_profile)
+        seqs = [message.seq for message in turn.messages]
+        inbound = await read_turn_inbound(self._deps.pool, tenant_id, conversation_id, seqs)
+        new = TurnRun(
+            turn_id=turn.turn_id,
+            token=turn.fencing_token,
+            profile=turn.agent_profile,
+            channel_id=turn.channel_id,
+        )
+        start = await self._deps.transcript.begin(tenant_id, conversation_id, new, inbound.texts())
+        if start is None:
+            raise Drop(f"turn {turn.turn_id} token {turn.fencing_token} is answered or superseded")
+        if start.run.waiting_for:
+            # Redelivered after the calls were stored: make sure they went out (same ids).
+            await self._deps.publish(tool_request_events(envelope, start.run, self._names(profile)))
+            return
+        if inbound.messages and inbound.only_media:
+            said = "cannot_listen" if inbound.heard_audio else "cannot_see"
+            await self._answer(envelope, start.run, phrase(said, profile.language), None, None)
+            return
+        await self._step(envelope, start.history, start.run, profile)
+
+    async def resume(self, envelope: Envelope[ToolCallCompleted]) -> None:
+        """Record a tool result; once the step has all of its results, ask the model again."""
+        result = envelope.payload
+        tenant_id, conversation_id = envelope.tenant_id, envelope.conversation_id
+        await self._require_current(envelope, result.turn_id, result.fencing_token)
+        try:
+            run = await self._deps.transcript.record_result(
+                tenant_id,
+                conversation_id,
+                result.fencing_token,
+                result.tool_call_id,
+                _content(result),
+            )
+        except StaleResult as exc:
+            raise Drop(str(exc)) from exc
+        if run is None:
+            return  # other calls of the step are still running
+        profile = self._deps.profiles.answering(tenant_id, run.profile)
+        history = await self._deps.transcript.history(tenant_id, conversation_id)
+        await self._step(envelope, history, run, profile)
+
+    async def _step(
+        self,
+        cause: Envelope[Any],
+        history: tuple[TranscriptEntry, ...],
+        run: TurnRun,
+        profile: AgentProfileConfig,
+    ) -> None:
+        """One LLM call (or its kept reply) and what follows from it."""
+        tenant_id, conversation_id = cause.tenant_id, cause.conversation_id
+        transcript = self._deps.transcript
+        chosen = self._deps.models.for_profile(profile)
+        reply = await transcript.stored_reply(tenant_id, conversation_id, run.token, run.step)
+        if reply is None:
+            request = await self._request(cause, history, run, profile, chosen.name)
+            await self._extend_deadline(cause, run.token)
+            try:
+                fresh = await chosen.model.complete(request)
+            except LLMError as exc:
+                await self._fall_back(cause, run, profile, _failure_reason(exc))
+                return
+            reply = await transcript.keep_reply(
+                tenant_id, conversation_id, run.token, run.step, fresh
+            )
+        await self._follow(cause, run, profile, reply)
+
+    async def _follow(
+        self, cause: Envelope[Any], run: TurnRun, profile: AgentProfileConfig, reply: ChatReply
+    ) -> None:
+        usage = add_usage(run.usage, reply.usage)
+        if not reply.tool_calls:
+            text = reply.text.strip()[: profile.reply_max_chars]
+            if not text:
+                await self._fall_back(cause, run, profile, "the model answered with no text")
+                return
+            await self._answer(cause, run, text, reply.model, usage)
+            return
+        if run.step >= profile.max_tool_steps:
+            reason = (
+                f"the model still asked for tools after max_tool_steps ({profile.max_tool_steps})"
+            )
+            await self._fall_back(cause, run, profile, reason)
+            return
+        names = self._names(profile)
+        for call in reply.tool_calls:
+            if (problem := call_problem(call, names)) is not None:
+                await self._fall_back(cause, run, profile, f"invalid tool call: {problem}")
+                return
+        waiting = run.with_reply(reply)
+        stored = await self._deps.transcript.await_tools(
+            cause.tenant_id, cause.conversation_id, waiting
+        )
+        if not stored:
+            raise Drop(f"turn {run.turn_id} token {run.token} was superseded during the call")
+        # Stored before published: a fast result always finds the step waiting for it.
+        await self._deps.publish(tool_request_events(cause, waiting, names))
+
+    async def _request(
+        self,
+        cause: Envelope[Any],
+        history: tuple[TranscriptEntry, ...],
+        run: TurnRun,
+        profile: AgentProfileConfig,
+        model: str,
+    ) -> ChatRequest:
+        context = await self._context(cause)
+        offered = self._deps.tools.function_definitions(profile.allows)
+        return ChatRequest(
+            model=model,
+            messages=(
+                system_message(profile, context),
+                *(entry.message for entry in history),
+                *(entry.message for entry in run.messages),
+            ),
+            tools=tuple(offered) if profile.max_tool_steps > 0 else (),
+            temperature=profile.temperature,
+            profile=profile.profile,
+        )
+
+    async def _context(self, cause: Envelope[Any]) -> AgentContext | None:
+        if self._deps.context is None:
+            return None
+        return await self._deps.context.build(
+            cause.tenant_id, cause.conversation_id, token_budget=CONTEXT_TOKEN_BUDGET
+        )
+
+    async def _answer(
+        self,
+        cause: Envelope[Any],
+        run: TurnRun,
+        text: str,
+        model: str | None,
+        usage: Any,
+    ) -> None:
+        await self._deps.publish([reply_event(cause, run, text, model=model, usage=usage)])
+        await self._deps.transcript.finish(cause.tenant_id, cause.conversation_id, run, text)
+
+    async def _fall_back(
+        self, cause: Envelope[Any], run: TurnRun, profile: AgentProfileConfig, reason: str
+    ) -> None:
+        _log.warning("agent falls back to a human", turn_id=run.turn_id, reason=reason)
+        text = profile.fallback
+        event = reply_event(cause, run, text, model=None, usage=run.usage, handoff_reason=reason)
+        await self._deps.publish([event])
+        await self._deps.transcript.finish(cause.tenant_id, cause.conversation_id, run, text)
+
+    async def _require_current(self, cause: Envelope[Any], turn_id: str, token: int) -> None:
+        refs = await self._deps.guard.lookup(cause.tenant_id, cause.conversation_id, turn_id)
+        if not refs.turn_known:
+            raise Drop(f"turn {turn_id} of conversation {cause.conversation_id} is not on record")
+        current = await self._deps.guard.current_token(cause.tenant_id, cause.conversation_id, refs)
+        if current is not None and current > token:
+            raise Drop(f"turn {turn_id} token {token} is stale: the conversation is at {current}")
+
+    async def _extend_deadline(self, cause: Envelope[Any], token: int) -> None:
+        partition = partition_for(cause.tenant_id, cause.conversation_id, self._deps.partitions)
+        conversation = ConversationRef(cause.tenant_id, cause.conversation_id, partition)
+        if not await self._deps.mailbox.extend(conversation, token):
+            # The Postgres token check passed; the lease may simply not be in this Redis.
+            _log.info("turn deadline not extended: its lease holds another token", token=token)
+
+    def _names(self, profile: AgentProfileConfig) -> dict[str, str]:
+        return {
+            tool.function_name: tool.name for tool in self._deps.tools if profile.allows(tool.name)
+        }
+
+
+def _content(result: ToolCallCompleted) -> str:
+    if result.outcome == "ok":
+        return json.dumps(result.result, ensure_ascii=False)
+    assert result.error is not None  # the model checks that an error outcome has one
+    return json.dumps({"error": result.error.code, "message": result.error.message})
+
+
+def _failure_reason(exc: LLMError) -> str:
+    if isinstance(exc, OfflineNoAnswer):
+        return str(exc)
+    if isinstance(exc, LLMCircuitOpen):
+        return f"the language model's circuit breaker is open: {exc}"
+    if isinstance(exc, LLMRequestRejected):
+        return f"the language model refused the request: {exc}"
+    return f"the language model is unavailable: {exc}"
