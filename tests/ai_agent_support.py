@@ -45,7 +45,9 @@ FAST_LLM = OpenAIChatConfig(
 def settings_for(server: ScriptedOpenAIServer | None) -> Settings:
     """Fast settings; the scripted server as the provider, or no provider at all."""
     if server is None:
-        return fast_settings(stream_partitions=PARTITIONS, openai_api_key=None)
+        return fast_settings(
+            stream_partitions=PARTITIONS, openai_api_key=None, openai_base_url=None
+        )
     return fast_settings(
         stream_partitions=PARTITIONS,
         openai_api_key=SecretStr(API_KEY),
@@ -142,6 +144,17 @@ async def published(redis: aioredis.Redis, keys: KeySpace, stream: str) -> list[
         for _id, fields in await entries(redis, keys.stream(stream, partition)):
             found.append(decode_entry(CATALOG, fields))
     return found
+
+
+async def audited_calls(pool: asyncpg.Pool) -> list[tuple[str, str, dict[str, Any]]]:
+    """The calls the gateway ran (its audit rows): idempotency key, tool and arguments.
+
+    Read there, not on the request stream: a stream is trimmed once every group acknowledged.
+    """
+    rows = await pool.fetch(
+        "SELECT idempotency_key, tool, arguments FROM tool_calls ORDER BY tool_call_id"
+    )
+    return [(row["idempotency_key"], row["tool"], json.loads(row["arguments"])) for row in rows]
 
 
 async def replies(redis: aioredis.Redis, keys: KeySpace) -> list[AgentResponseGenerated]:

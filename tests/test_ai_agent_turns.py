@@ -12,7 +12,6 @@ import redis.asyncio as aioredis
 
 from consumers import discover, select
 from consumers.ai_agent import agent_handler
-from events.streams import TOOLS_CALL_REQUESTED
 from events.types.reply_parts import ReplyText
 from libs.errors import Drop
 from libs.keys import KeySpace
@@ -21,9 +20,9 @@ from memory_manager import KnowledgeBase, MemoryConfig, build_embedder
 from tests.ai_agent_support import (
     FAST_LLM,
     add_inbound,
+    audited_calls,
     handoff,
     open_turn,
-    published,
     replies,
     resources_for,
     running_consumers,
@@ -33,6 +32,7 @@ from tests.ai_agent_support import (
 from tests.llm_script import Call, SeenRequest, Text, ToolCalls, Usage, server_error
 from tests.llm_server import ScriptedOpenAIServer
 from tests.tool_support import SeededConversation, seed_conversation
+from tool_gateway.config import FALLBACK_TEXTS
 
 SUPPORT = {"tenant": "acme", "profile": "support", "tools": ["knowledge.search"]}
 RETURNS = "Devoluções: você pode devolver qualquer produto em até 30 dias, sem custo."
@@ -97,9 +97,9 @@ async def test_a_tool_step_goes_through_the_gateway_and_the_model_sees_its_resul
         await resources.publisher.publish(handoff(seeded, 1))
         await wait_for_replies(redis, keys, 1)
 
-    [request] = await published(redis, keys, TOOLS_CALL_REQUESTED)
-    assert (request.payload.tool, request.payload.tool_call_id) == ("knowledge.search", "call-kb")
-    assert request.payload.arguments == {"query": "devolver produto"}
+    assert await audited_calls(pg_pool) == [
+        (f"{seeded.turn_id}:call-kb", "knowledge.search", {"query": "devolver produto"})
+    ]
     [reply] = await replies(redis, keys)
     assert reply.parts == (ReplyText(text=f"Segundo a loja: {RETURNS}"),)
     _first, second = server.requests
@@ -153,15 +153,10 @@ async def test_a_failing_model_falls_back_and_hands_off_then_its_breaker_stops_c
     unavailable, circuit_open = sorted(await replies(redis, keys), key=lambda r: r.fencing_token)
     for reply in (unavailable, circuit_open):
         assert reply.handoff
-        assert reply.parts == (ReplyText(text=FALLBACK_PT),)
+        assert reply.parts == (ReplyText(text=FALLBACK_TEXTS["pt"]),)
     assert "unavailable" in (unavailable.handoff_reason or "")
     assert "circuit breaker is open" in (circuit_open.handoff_reason or "")
     assert len(server.requests) == 2, "the open breaker sent nothing"
-
-
-FALLBACK_PT = (
-    "Desculpe, não consegui responder agora. Vou chamar uma pessoa da equipe para continuar."
-)
 
 
 async def test_a_turn_with_a_stale_token_publishes_nothing(
