@@ -20,11 +20,15 @@ ORDER BY seq
 """
 
 _LISTENABLE = frozenset({"audio", "voice"})
+_DESCRIBED_MAX_CHARS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class InboundText:
-    """One inbound message of the turn: its text, or the kind of media it is without one."""
+    """One inbound message of the turn: its text, or the kind of media it is without one.
+
+    Messages that are not media always have a text: their own, or what they hold, described.
+    """
 
     seq: int
     text: str | None
@@ -71,5 +75,9 @@ def _inbound(seq: int, kind: str, body: str | dict[str, object] | None) -> Inbou
         value = data.get(key)
         if isinstance(value, str) and value.strip():
             return InboundText(seq, value)
-    media_kind = data.get("media_kind")
-    return InboundText(seq, None, media_kind if isinstance(media_kind, str) else kind)
+    if kind == "media":
+        media_kind = data.get("media_kind")
+        return InboundText(seq, None, media_kind if isinstance(media_kind, str) else "media")
+    # A location, shared contacts...: what they hold, for the model to read.
+    described = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return InboundText(seq, f"[{kind}] {described[:_DESCRIBED_MAX_CHARS]}")

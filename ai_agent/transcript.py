@@ -238,7 +238,8 @@ class TranscriptStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, field, reply.model_dump_json())
             pipe.hget(key, field)
-            _, raw = await pipe.execute()
+            pipe.expire(key, self._ttl_s)
+            _, raw, _ = await pipe.execute()
         return ChatReply.model_validate_json(raw)
 
     async def await_tools(self, tenant_id: str, conversation_id: str, run: TurnRun) -> bool:

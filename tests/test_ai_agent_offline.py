@@ -111,3 +111,21 @@ async def test_an_image_without_caption_is_answered_that_it_cannot_be_seen(
     [part] = reply.parts
     assert isinstance(part, ReplyText)
     assert part.text.startswith("Ainda não consigo ver imagens")
+
+
+async def test_a_shared_location_reaches_the_model_described_not_as_media(
+    redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    await _faq(pg_pool)
+    location = {"kind": "location", "latitude": -23.5, "longitude": -46.6}
+    await add_inbound(pg_pool, seeded, 1, location)
+    resources = resources_for(redis, keys, pg_pool, settings_for(None), [SUPPORT])
+    async with running_consumers(resources):
+        await resources.publisher.publish(handoff(seeded, 1))
+        await wait_for_replies(redis, keys, 1)
+
+    [reply] = await replies(redis, keys)
+    [part] = reply.parts
+    assert isinstance(part, ReplyText)
+    assert "Ainda não consigo" not in part.text
