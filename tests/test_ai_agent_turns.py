@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from consumers import discover, select
 from consumers.ai_agent import agent_handler
+from events.streams import TOOLS_CALL_REQUESTED
 from events.types.reply_parts import ReplyText
 from libs.errors import Drop
 from libs.keys import KeySpace
@@ -23,6 +24,7 @@ from tests.ai_agent_support import (
     audited_calls,
     handoff,
     open_turn,
+    published,
     replies,
     resources_for,
     running_consumers,
@@ -31,6 +33,7 @@ from tests.ai_agent_support import (
 )
 from tests.llm_script import Call, SeenRequest, Text, ToolCalls, Usage, server_error
 from tests.llm_server import ScriptedOpenAIServer
+from tests.streams_support import eventually
 from tests.tool_support import SeededConversation, seed_conversation
 from tool_gateway.config import FALLBACK_TEXTS
 
@@ -183,3 +186,45 @@ def test_the_consumer_is_discovered_on_both_streams_and_needs_postgres() -> None
     [found] = select(discover(), ["ai-agent"])
     assert found.streams == ("routing.handoff.requested", "tools.call.completed")
     assert "postgres" in found.tags
+
+
+async def test_an_interrupted_turns_pending_call_is_superseded_in_the_next_turns_history(
+    redis: aioredis.Redis,
+    keys: KeySpace,
+    pg_pool: asyncpg.Pool,
+    server: ScriptedOpenAIServer,
+    seeded: SeededConversation,
+) -> None:
+    resources = resources_for(redis, keys, pg_pool, settings_for(server), [SUPPORT])
+    server.script(
+        ToolCalls(Call("knowledge__search", {"query": "devolução"}, id="call-late")),
+        Text("Claro, vamos cancelar."),
+    )
+    # No gateway runs: the call stays pending when the contact writes again (interrupt).
+    async with running_consumers(resources):
+        await resources.publisher.publish(handoff(seeded, 1))
+
+        async def requested() -> bool:
+            return len(await published(redis, keys, TOOLS_CALL_REQUESTED)) == 1
+
+        await eventually(requested, what="the first turn's tool call")
+        await add_inbound(pg_pool, seeded, 2, {"kind": "text", "text": "esquece, quero cancelar"})
+        await open_turn(pg_pool, seeded, "acme-turn-2", 2, 1)
+        await resources.publisher.publish(handoff(seeded, 1, 2, turn_id="acme-turn-2", token=2))
+        await wait_for_replies(redis, keys, 1)
+
+    [reply] = await replies(redis, keys)
+    assert (reply.turn_id, reply.parts) == (
+        "acme-turn-2",
+        (ReplyText(text="Claro, vamos cancelar."),),
+    )
+    history = server.requests[1].messages
+    assert [m["role"] for m in history[1:]] == ["user", "assistant", "tool", "user"]
+    assert (history[3]["tool_call_id"], json.loads(history[3]["content"])) == (
+        "call-late",
+        {"error": "superseded"},
+    )
+    assert server.requests[1].contents("user") == [
+        "Posso devolver um produto?",
+        "esquece, quero cancelar",
+    ]
