@@ -17,7 +17,14 @@ import structlog
 
 from ai_agent.chat_models import ChatModels
 from ai_agent.inbound import read_turn_inbound
-from ai_agent.llm import ChatReply, ChatRequest, LLMCircuitOpen, LLMError, LLMRequestRejected
+from ai_agent.llm import (
+    ChatReply,
+    ChatRequest,
+    LLMCircuitOpen,
+    LLMError,
+    LLMRequestRejected,
+    Usage,
+)
 from ai_agent.offline import OfflineNoAnswer
 from ai_agent.phrases import phrase
 from ai_agent.prompt import system_message
@@ -203,7 +210,7 @@ class AIAgent:
         run: TurnRun,
         text: str,
         model: str | None,
-        usage: Any,
+        usage: Usage | None,
     ) -> None:
         await self._deps.publish([reply_event(cause, run, text, model=model, usage=usage)])
         await self._deps.transcript.finish(cause.tenant_id, cause.conversation_id, run, text)

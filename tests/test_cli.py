@@ -25,7 +25,7 @@ def atende(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_worker_only_names_an_unknown_consumer(tmp_path: Path) -> None:
     result = atende("worker", "--only", "nope", env={"ATENDE_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
-    assert "no consumer named nope; known: archive" in result.stderr
+    assert "no consumer named nope; known: ai-agent, archive" in result.stderr
     assert not (tmp_path / "valkey").exists(), "nothing was started"
 
 

@@ -63,7 +63,9 @@ async def test_archive_keeps_every_event_once_even_when_redelivered(
 
 
 def test_select_names_unknown_consumers() -> None:
-    with pytest.raises(ConsumerDiscoveryError, match="no consumer named nope; known: archive"):
+    with pytest.raises(
+        ConsumerDiscoveryError, match="no consumer named nope; known: ai-agent, archive"
+    ):
         select(discover(), ["nope"])
 
 
