@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from dispatcher.config import ConversationsConfig
 from dispatcher.dispatching import Dispatcher
-from dispatcher.mailbox import Mailbox
-from dispatcher.routing import Router
-from dispatcher.store import DispatcherStore
 from dispatcher.sweeping import TurnSweeper
+from dispatcher.wiring import build_turn_machinery
 from events.streams import INBOX_MESSAGE_RECEIVED
 from events.types.inbox import InboxMessageReceived
 from libs.errors import Reject
 from libs.resources import Resources
 from libs.streams import Consumer, Delivery
-from libs.streams.config import consumer_instance_name
-from memory_manager.config import MemoryConfig
-from memory_manager.embedders import build_embedder
 
 
 class DispatcherHandler:
@@ -39,30 +33,14 @@ class DispatcherHandler:
 
 
 def _build(resources: Resources) -> DispatcherHandler:
-    if resources.postgres is None:
-        raise RuntimeError("the dispatcher needs Postgres (DATABASE_URL)")
-    config = resources.section("conversations", ConversationsConfig) or ConversationsConfig()
-    memory = resources.section("memory", MemoryConfig) or MemoryConfig()
-    partitions = resources.settings.stream_partitions
-    mailbox = Mailbox(
-        resources.redis,
-        resources.keys,
-        partitions=partitions,
-        holder=consumer_instance_name(),
-        turn_ttl_ms=int(config.turn_deadline_s * 1000),
-        gap_wait_ms=config.gap_wait_ms,
-    )
-    dispatcher = Dispatcher(
-        store=DispatcherStore(resources.postgres),
-        mailbox=mailbox,
-        router=Router(config, build_embedder(memory)),
-        publish=resources.publisher.publish,
-        config=config,
-    )
+    turns = build_turn_machinery(resources, "dispatcher")
     sweeper = TurnSweeper(
-        mailbox, dispatcher, partitions=partitions, max_attempts=config.turn_max_attempts
+        turns.mailbox,
+        turns.dispatcher,
+        partitions=resources.settings.stream_partitions,
+        max_attempts=turns.config.turn_max_attempts,
     )
-    return DispatcherHandler(dispatcher, sweeper)
+    return DispatcherHandler(turns.dispatcher, sweeper)
 
 
 consumer = Consumer(
