@@ -11,7 +11,7 @@ from events.streams import MEMORY_UPDATE_REQUESTED
 from events.types.memory import MemoryUpdateRequested
 from libs.errors import Drop, Reject
 from libs.resources import Resources
-from libs.streams import Consumer, Delivery, Handler
+from libs.streams import Consumer, Handler, Received
 from memory_manager.config import MemoryConfig
 from memory_manager.embedders import Embedder, build_embedder
 from memory_manager.errors import EmbeddingDimensionMismatch, UnknownConversation
@@ -43,10 +43,10 @@ def memory_handler(pool: asyncpg.Pool, embedder: Embedder, config: MemoryConfig)
                     await check_embedding_dimension(connection, config.dimension)
                 checked.set()
 
-    async def remember(delivery: Delivery) -> None:
+    async def remember(received: Received) -> None:
         if not checked.is_set():
             await ensure_checked()
-        envelope = delivery.envelope
+        envelope = received.envelope
         if not isinstance(envelope.payload, MemoryUpdateRequested):
             raise Reject(f"expected a memory update, got {envelope.type}")
         try:

@@ -16,7 +16,7 @@ from events.envelope import Envelope
 from events.types.memory import Fact, MemoryText, MemoryUpdateRequested
 from libs.errors import Drop, Reject
 from libs.keys import KeySpace
-from libs.streams import ConsumerRunner, Delivery, Handler, Publisher, RunnerConfig
+from libs.streams import ConsumerRunner, Handler, Publisher, Received, RunnerConfig
 from memory_manager.config import MemoryConfig
 from memory_manager.embedders.deterministic import HashedNgramEmbedder
 from memory_manager.errors import EmbeddingDimensionMismatch
@@ -54,9 +54,9 @@ def update(
     )
 
 
-def delivery_of(envelope: Envelope[Any], attempt: int = 1) -> Delivery:
-    """A delivery of ``envelope`` as the runtime would hand it over."""
-    return Delivery(envelope, envelope.stream, 0, "1-0", attempt, "memory-manager")
+def received_entry(envelope: Envelope[Any], attempt: int = 1) -> Received:
+    """``envelope`` as the runtime would hand it over, received by the memory manager."""
+    return Received(envelope, envelope.stream, 0, "1-0", attempt, "memory-manager")
 
 
 async def test_an_update_published_is_stored_and_a_redelivery_changes_nothing(
@@ -102,7 +102,7 @@ async def test_an_update_published_is_stored_and_a_redelivery_changes_nothing(
     )
     assert [tuple(row["tags"]) for row in chunks] == [("summary",), ("text", "role:contact")]
     assert all(row["embedded"] and row["contact_id"] == seeded.contact_id for row in chunks)
-    await handler(pg_pool)(delivery_of(event, attempt=2))
+    await handler(pg_pool)(received_entry(event, attempt=2))
     assert await pg_pool.fetch(_SNAPSHOT) == before
 
 
@@ -114,8 +114,8 @@ async def test_an_older_update_arriving_late_does_not_bring_old_values_back(
     fact = {"key": "contact.city", "source": "agent"}
     old = update(seeded, at=0, summary="First summary.", facts=[{**fact, "value": "Recife"}])
     new = update(seeded, at=5, summary="Second summary.", facts=[{**fact, "value": "Natal"}])
-    await remember(delivery_of(new))
-    await remember(delivery_of(old))
+    await remember(received_entry(new))
+    await remember(received_entry(old))
     summary = await pg_pool.fetchval("SELECT content FROM memory_chunks")
     city = await pg_pool.fetchval("SELECT value #>> '{}' FROM facts")
     assert (summary, city) == ("Second summary.", "Natal")
@@ -134,10 +134,10 @@ async def test_a_stale_turn_update_is_dropped_and_writes_nothing(pg_pool: asyncp
         summary="From a turn that lost its lease.",
     )
     with pytest.raises(Drop, match="stale turn: token 1 < current 2"):
-        await handler(pg_pool)(delivery_of(stale))
+        await handler(pg_pool)(received_entry(stale))
     assert await pg_pool.fetch(_SNAPSHOT) == []
     current = update(seeded, token=2, summary="From the current turn.")
-    await handler(pg_pool)(delivery_of(current))
+    await handler(pg_pool)(received_entry(current))
     assert await pg_pool.fetchval("SELECT content FROM memory_chunks") == "From the current turn."
 
 
@@ -147,7 +147,7 @@ async def test_an_unknown_conversation_is_dead_lettered(pg_pool: asyncpg.Pool) -
         MemoryUpdateRequested(summary="x"), tenant_id=seeded.tenant_id, conversation_id="nope"
     )
     with pytest.raises(Reject, match="tenant 'acme' has no conversation 'nope'"):
-        await handler(pg_pool)(delivery_of(event))
+        await handler(pg_pool)(received_entry(event))
 
 
 async def test_dimensions_are_checked_before_the_first_update(pg_pool: asyncpg.Pool) -> None:
@@ -156,5 +156,5 @@ async def test_dimensions_are_checked_before_the_first_update(pg_pool: asyncpg.P
         memory_handler(pg_pool, HashedNgramEmbedder(384), MemoryConfig(dimension=768))
     wide = memory_handler(pg_pool, HashedNgramEmbedder(768), MemoryConfig(dimension=768))
     with pytest.raises(EmbeddingDimensionMismatch, match=r"embedding is vector\(384\)"):
-        await wide(delivery_of(update(seeded, summary="x")))
+        await wide(received_entry(update(seeded, summary="x")))
     assert await pg_pool.fetch(_SNAPSHOT) == []

@@ -329,7 +329,7 @@ class ConsumerRunner:
             consumer=self.config.consumer_name,
             attempts=attempt,
         )
-        await self._dead_letters.move(where, letter, work.fields, verdict.delivery, error)
+        await self._dead_letters.move(where, letter, work.fields, verdict.received, error)
         return "dead_letter"
 
     # -- pending entries: retries, reclaim, keep-alive, trimming, pruning --------------------

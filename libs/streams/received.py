@@ -1,4 +1,4 @@
-"""What a handler receives: one delivery of one event."""
+"""What a handler receives: one stream entry, as read by a consumer group."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any, NamedTuple
 from events.envelope import Envelope
 
 
-class Delivery(NamedTuple):
-    """An event as delivered to a consumer group, with where it came from.
+class Received(NamedTuple):
+    """An event as a consumer group received it, with where it came from.
 
-    ``attempt`` is 1 on the first delivery and grows with every handler start after it, also
+    ``attempt`` is 1 on the first read and grows with every handler start after it, also
     across processes (kept as the delivery count of the group's pending list; a reclaim that
     never reached a handler does not count). Immutable, and cheap to make: one per event.
     """
