@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from events.types.tools import ToolCallRequested
     from libs.keys import KeySpace
     from libs.streams.publisher import Publisher
+    from memory_manager.knowledge_search import KnowledgeSearch
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -44,27 +45,8 @@ class Sensitive:
 SENSITIVE = Sensitive()
 
 
-class KnowledgeSearch(Protocol):
-    """Semantic search over a tenant's knowledge base (implemented by the memory manager)."""
-
-    async def search(
-        self, tenant_id: str, query: str, *, top_k: int, min_score: float, tags: tuple[str, ...]
-    ) -> list[KnowledgeHit]: ...
-
-
 Embed = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
 """Embeds texts with the deployment's embedding provider (for vector search in tools)."""
-
-
-@dataclass(frozen=True, slots=True)
-class KnowledgeHit:
-    """One chunk of the knowledge base that matches a query."""
-
-    document_key: str
-    chunk_index: int
-    content: str
-    score: float
-    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
