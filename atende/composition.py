@@ -12,8 +12,8 @@ from opentelemetry import trace
 
 from atende.config import AtendeConfig
 from atende.servers import ServerUrls
+from delivery.senders import sending_problems
 from events.catalog import CATALOG
-from ingress.outbound import sending_problems
 from ingress.wiring import build_ingress_app
 from libs.health import ReadinessCheck, health_app, serve
 from libs.heap import freeze_startup_heap

@@ -15,7 +15,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from ingress.config import ChannelsConfig
+from channels.config import ChannelsConfig
 from memory_manager.config import MemoryConfig
 from tool_gateway.config import AgentProfilesConfig, ToolsConfig
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from limits import RateLimitItem
 from limits import parse as parse_rate_limit
 
-from ingress.channels.base import InboundAdapter
-from ingress.config import Channel
+from channels.config import Channel
+from channels.inbound import InboundAdapter
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

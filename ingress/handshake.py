@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from channels.inbound import PayloadInvalid, SignatureInvalid
+from channels.whatsapp.config import WhatsAppChannel
+from channels.whatsapp.inbound import verify_subscription
 from ingress import problems
 from ingress.channel import IngressChannel
-from ingress.channels.base import PayloadInvalid, SignatureInvalid
-from ingress.channels.whatsapp_inbound import verify_subscription
-from ingress.config import WhatsAppChannel
 
 
 def whatsapp_handshake(

@@ -17,15 +17,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from channels.chatwoot import inbound as chatwoot_inbound
+from channels.generic import inbound as generic_inbound
+from channels.generic.webhook_model import GenericWebhook
+from channels.telegram import inbound as telegram_inbound
+from channels.twilio import inbound as twilio_inbound
+from channels.whatsapp import inbound as whatsapp_inbound
 from events.types.common import ChannelId, Provider
-from ingress.channels import (
-    chatwoot_inbound,
-    generic_inbound,
-    telegram_inbound,
-    twilio_inbound,
-    whatsapp_inbound,
-)
-from ingress.channels._generic_model import GenericWebhook
 from ingress.openapi_payloads import JSON_BODIES, PROVIDER_BODIES
 
 OPENAPI_PATH = "/openapi.json"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingress.channels import whatsapp_inbound
+from channels.whatsapp import inbound as whatsapp_inbound
 
 Schema = dict[str, Any]
 

@@ -8,24 +8,21 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from opentelemetry import trace
 
+from channels.chatwoot.config import ChatwootChannel
+from channels.chatwoot.inbound import ChatwootInbound
+from channels.config import Channel, ChannelsConfig
+from channels.generic.config import GenericChannel
+from channels.generic.inbound import GenericInbound
+from channels.inbound import InboundAdapter
+from channels.telegram.config import TelegramChannel
+from channels.telegram.inbound import TelegramInbound
+from channels.twilio.config import TwilioChannel
+from channels.twilio.inbound import TwilioInbound
+from channels.whatsapp.config import WhatsAppChannel
+from channels.whatsapp.inbound import WhatsAppInbound
 from ingress.app import ingress_app
 from ingress.append import InboundAppender
 from ingress.channel import IngressChannel
-from ingress.channels.base import InboundAdapter
-from ingress.channels.chatwoot_inbound import ChatwootInbound
-from ingress.channels.generic_inbound import GenericInbound
-from ingress.channels.telegram_inbound import TelegramInbound
-from ingress.channels.twilio_inbound import TwilioInbound
-from ingress.channels.whatsapp_inbound import WhatsAppInbound
-from ingress.config import (
-    Channel,
-    ChannelsConfig,
-    ChatwootChannel,
-    GenericChannel,
-    TelegramChannel,
-    TwilioChannel,
-    WhatsAppChannel,
-)
 from ingress.handshake import whatsapp_handshake
 from ingress.webhooks import WebhookEndpoint
 from libs.health import ReadinessCheck

@@ -8,17 +8,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from channels.send_breaker import channel_breaker
+from channels.send_retry import RetryPolicy
+from channels.sending_errors import ChannelCircuitOpen, ProviderUnavailable, RateLimited, Rejected
+from channels.whatsapp.outbound import WhatsAppCloudConfig, WhatsAppCloudSender
 from events.types.reply_parts import ReplyText
-from ingress.outbound import (
-    ChannelCircuitOpen,
-    ProviderUnavailable,
-    RateLimited,
-    Rejected,
-    RetryPolicy,
-    WhatsAppCloudConfig,
-    WhatsAppCloudSender,
-    channel_breaker,
-)
 from libs.breaker import SharedCircuitBreaker
 from libs.keys import KeySpace
 from tests.provider_servers import RecordingSleep, Scripted, WhatsAppGraphServer, graph_error

@@ -7,15 +7,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.chatwoot.outbound import ChatwootConfig, ChatwootSender
+from channels.outbound import SentMessage
+from channels.send_retry import RetryPolicy
+from channels.sending_errors import AuthFailed, Rejected
 from events.types.reply_parts import ReplyButton, ReplyButtons, ReplyMedia, ReplyPart, ReplyText
-from ingress.outbound import (
-    AuthFailed,
-    ChatwootConfig,
-    ChatwootSender,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-)
 from tests.provider_servers import ChatwootServer, RecordingSleep, Scripted
 
 ACCOUNT_ID = 3

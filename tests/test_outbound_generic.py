@@ -9,15 +9,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.generic.outbound import GenericConfig, GenericSender
+from channels.outbound import SentMessage
+from channels.send_retry import RetryPolicy
+from channels.sending_errors import AuthFailed, Rejected
 from events.types.reply_parts import ReplyButton, ReplyButtons, ReplyPart, ReplyText
-from ingress.outbound import (
-    AuthFailed,
-    GenericConfig,
-    GenericSender,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-)
 from tests.provider_servers import GenericAppServer, RecordingSleep, Scripted
 
 SECRET = "generic-shared-secret"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingress.outbound import ProviderUnavailable, RateLimited, Rejected, RetryPolicy, SendError
-from ingress.outbound.retry import parse_retry_after
-from ingress.outbound.text import split_text
+from channels.send_retry import RetryPolicy, parse_retry_after
+from channels.sending_errors import ProviderUnavailable, RateLimited, Rejected, SendError
+from channels.text_split import split_text
 from tests.provider_servers import RecordingSleep
 
 NOW = datetime(2025, 10, 21, 7, 28, 0, tzinfo=UTC)

@@ -7,21 +7,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.outbound import SentMessage
+from channels.send_retry import RetryPolicy
+from channels.sending_errors import AuthFailed, Rejected, UnsupportedPart
+from channels.telegram.outbound import TelegramConfig, TelegramSender
 from events.types.reply_parts import (
     ReplyButton,
     ReplyButtons,
     ReplyMedia,
     ReplyTemplate,
     ReplyText,
-)
-from ingress.outbound import (
-    AuthFailed,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-    TelegramConfig,
-    TelegramSender,
-    UnsupportedPart,
 )
 from tests.provider_servers import RecordingSleep, TelegramBotServer, telegram_error
 

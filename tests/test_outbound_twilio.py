@@ -9,6 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from channels.outbound import SentMessage
+from channels.send_retry import RetryPolicy
+from channels.sending_errors import AuthFailed, RateLimited, Rejected, UnsupportedPart
+from channels.twilio.outbound import TwilioConfig, TwilioSender
 from events.types.reply_parts import (
     ReplyButton,
     ReplyButtons,
@@ -16,16 +20,6 @@ from events.types.reply_parts import (
     ReplyPart,
     ReplyTemplate,
     ReplyText,
-)
-from ingress.outbound import (
-    AuthFailed,
-    RateLimited,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-    TwilioConfig,
-    TwilioSender,
-    UnsupportedPart,
 )
 from tests.provider_servers import RecordingSleep, Scripted, TwilioServer, twilio_error
 

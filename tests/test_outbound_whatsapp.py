@@ -7,23 +7,22 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.outbound import SentMessage
+from channels.send_retry import RetryPolicy
+from channels.sending_errors import (
+    AuthFailed,
+    OutsideMessagingWindow,
+    ProviderUnavailable,
+    RateLimited,
+    Rejected,
+)
+from channels.whatsapp.outbound import WhatsAppCloudConfig, WhatsAppCloudSender
 from events.types.reply_parts import (
     ReplyButton,
     ReplyButtons,
     ReplyMedia,
     ReplyTemplate,
     ReplyText,
-)
-from ingress.outbound import (
-    AuthFailed,
-    OutsideMessagingWindow,
-    ProviderUnavailable,
-    RateLimited,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-    WhatsAppCloudConfig,
-    WhatsAppCloudSender,
 )
 from tests.provider_servers import RecordingSleep, Scripted, WhatsAppGraphServer, graph_error
 

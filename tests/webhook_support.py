@@ -13,14 +13,15 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from opentelemetry import trace
 
+from channels.config import ChannelsConfig
+from channels.whatsapp.config import WhatsAppChannel
+from channels.whatsapp.inbound import WhatsAppInbound
 from events.catalog import CATALOG
 from events.partitions import partition_for
 from events.streams import INBOX_MESSAGE_RECEIVED
 from ingress.app import ingress_app
 from ingress.append import InboundAppender
 from ingress.channel import IngressChannel
-from ingress.channels.whatsapp_inbound import WhatsAppInbound
-from ingress.config import ChannelsConfig, WhatsAppChannel
 from ingress.handshake import whatsapp_handshake
 from ingress.webhooks import WebhookEndpoint
 from libs.keys import KeySpace

@@ -1,0 +1,1 @@
+"""Chatwoot inboxes (agent bot): config, webhooks in, messages out."""

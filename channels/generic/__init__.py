@@ -1,0 +1,1 @@
+"""atende's generic JSON channel for any app: config, webhooks in, replies out."""

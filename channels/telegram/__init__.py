@@ -1,0 +1,1 @@
+"""Telegram Bot API: config, webhooks in, messages out."""

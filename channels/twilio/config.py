@@ -1,0 +1,48 @@
+"""SMS or WhatsApp through Twilio, as the config file declares it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, HttpUrl
+
+from channels.base_config import ChannelBase, StrictModel
+from libs.env_secret import EnvSecret
+
+TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=512)]
+ContentSid = Annotated[str, Field(pattern=r"^HX[0-9a-fA-F]{32}$")]
+
+
+class TwilioSecrets(StrictModel):
+    """Twilio auth token (signatures and sending)."""
+
+    auth_token: EnvSecret
+
+
+class TwilioChannel(ChannelBase):
+    """SMS or WhatsApp through Twilio."""
+
+    provider: Literal["twilio"]
+    secrets: TwilioSecrets
+    account_sid: str | None = Field(
+        default=None, pattern=r"^AC[0-9a-fA-F]{32}$", description="Account SID; needed to send."
+    )
+    sender: str | None = Field(
+        default=None,
+        description="From address (+1555…, whatsapp:+1555…) or a messaging service SID (MG…).",
+    )
+    whatsapp: bool = Field(
+        default=False,
+        description="The messaging service sends WhatsApp (a whatsapp: sender implies it).",
+    )
+    status_callback_url: HttpUrl | None = Field(
+        default=None,
+        description="Where Twilio posts the statuses of sent messages; defaults to public_url "
+        "(this channel's webhook, which takes statuses too); none when neither is set.",
+    )
+    content_sids: dict[TemplateName, ContentSid] = Field(
+        default_factory=dict,
+        description="Content SID (HX…) approved for each template name; a template without "
+        "one cannot be sent.",
+    )
+    api_base_url: HttpUrl = HttpUrl("https://api.twilio.com")
