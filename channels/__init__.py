@@ -1,13 +1,15 @@
 """Messaging channels: tenants and their channels, and one folder per provider.
 
 Each provider's folder (``channels/whatsapp/``, ``channels/twilio/``, …) holds its config model
-(``config.py``), its inbound adapter (verify, parse and normalize a webhook: ``inbound.py``) and
-its outbound sender (send a reply's parts through the provider's API: ``outbound.py``).
-``channels/config.py`` holds the tenants and the channel union. What several providers share
-has a module of its own here: ``inbound`` (what an adapter receives and returns),
-``inbound_json``, ``timestamped_hmac``, ``outbound`` (the ``ChannelSender`` port),
-``sending_errors``, ``send_retry``, ``send_breaker``, ``provider_http``, ``http_sender`` and
-``text_split``.
+(``config.py``), its inbound adapter (verify, parse and normalize a webhook: ``inbound.py``), its
+outbound sender (send a reply's parts through the provider's API: ``outbound.py``) and the
+schema of its webhook (``webhook_schema.py``); its ``__init__.py`` declares the
+``ChannelProvider`` (``provider.py``) that ``registry.py`` collects. ``config.py`` holds the
+tenants and the channel union, built from the registry; ``base_config.py`` what every
+channel's model has. What several providers share has a module of its own here: ``inbound``
+(what an adapter receives and returns), ``inbound_json``, ``timestamped_hmac``, ``outbound``
+(the ``ChannelSender`` port), ``sending_fields``, ``sending_errors``, ``send_retry``,
+``send_breaker``, ``provider_http``, ``http_sender``, ``text_split`` and ``payload_schema``.
 
 Each sender is built from its config, the process's shared ``aiohttp.ClientSession``, the
 channel's breaker and a retry policy. Failures are ``SendError`` subclasses that say whether

@@ -1,4 +1,4 @@
-"""What every channel's config has, whatever its provider: the base each provider's model extends.
+"""What every channel's config has, whatever its provider: the base of each provider's model.
 
 Secrets are never written in the config file: each is a reference ``{env: NAME}`` resolved from
 the environment when the file is loaded, and a missing variable is an error naming it.
@@ -11,7 +11,7 @@ from typing import Literal, Self
 from limits import parse as parse_rate_limit
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-from events.types.common import ChannelId
+from events.types.common import ChannelId, Provider
 
 MiB = 1024 * 1024
 WHATSAPP_MAX_BODY_BYTES = 3 * 1000 * 1000  # what Meta documents as its largest webhook
@@ -63,9 +63,11 @@ class SendingPolicy(StrictModel):
 
 
 class ChannelBase(StrictModel):
-    """What every channel has, whatever its provider."""
+    """What every channel has, whatever its provider; each provider's model narrows
+    ``provider`` to its own name."""
 
     id: ChannelId
+    provider: Provider
     public_url: HttpUrl | None = Field(
         default=None,
         description="URL the provider calls, when a proxy changes it (Twilio signs it).",

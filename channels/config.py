@@ -8,21 +8,36 @@ loaded, and a missing variable is an error naming it.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+import functools
+import operator
+from typing import Annotated, Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, GetCoreSchemaHandler, model_validator
+from pydantic_core import CoreSchema
 
-from channels.base_config import StrictModel
-from channels.chatwoot.config import ChatwootChannel
-from channels.generic.config import GenericChannel
-from channels.telegram.config import TelegramChannel
-from channels.twilio.config import TwilioChannel
-from channels.whatsapp.config import WhatsAppChannel
+from channels.base_config import ChannelBase, StrictModel
+from channels.registry import PROVIDERS
+from libs.errors import ConfigurationError
 
-Channel = Annotated[
-    WhatsAppChannel | TwilioChannel | TelegramChannel | ChatwootChannel | GenericChannel,
-    Field(discriminator="provider"),
-]
+
+class _OneOfTheProviders:
+    """Validates a channel as the model of its ``provider``: a union tagged by that field, of
+    every provider's model in the registry."""
+
+    def __get_pydantic_core_schema__(
+        self, _source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        models = PROVIDERS.config_models
+        if not models:
+            raise ConfigurationError("no channel provider is installed: channels/ has no folder")
+        if len(models) == 1:
+            return handler.generate_schema(models[0])
+        union = functools.reduce(operator.or_, models)
+        return handler.generate_schema(Annotated[union, Field(discriminator="provider")])
+
+
+Channel = Annotated[ChannelBase, _OneOfTheProviders()]
+"""A configured channel: an instance of its provider's model (``channels/<provider>/config.py``)."""
 
 
 class TenantConfig(StrictModel):

@@ -20,6 +20,9 @@ from events.types.delivery import DeliveryStatus
 from events.types.inbox import ContactIdentity
 from libs.errors import AtendeError
 
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
 
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:

@@ -18,6 +18,8 @@ from channels.inbound import SignatureInvalid, WebhookRequest
 
 REPLAY_WINDOW_S = 300
 SIGNATURE_PREFIX = "sha256="
+HMAC_OF_TIMESTAMP_AND_BODY = "sha256=HMAC-SHA256(secret, timestamp + '.' + body)."
+"""What a signature header holds, as ``/openapi.json`` says it."""
 
 # Twelve digits reach the year 33658: enough for any clock, and a bound on what we parse.
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")

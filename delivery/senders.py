@@ -1,9 +1,9 @@
 """From configured channels to ready senders: address, credentials, breaker and retries.
 
-``sending_config`` turns a channel of the config file into its sender's settings, or raises
-``ChannelCannotSend`` naming every field sending still needs; ``sending_problems`` reports
-those for a whole file (a channel may receive webhooks without being able to answer), and
-``OutboundSenders`` builds one sender per channel that can send, each with its own shared
+``prepare_sender`` asks the channel's provider (``channels.registry``) for its sender, or
+raises ``ChannelCannotSend`` naming every field sending still needs; ``sending_problems``
+reports those for a whole file (a channel may receive webhooks without being able to answer),
+and ``OutboundSenders`` builds one sender per channel that can send, each with its own shared
 breaker and the retry policy of its ``sending`` section.
 """
 
@@ -16,55 +16,24 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from channels.base_config import SendingPolicy
-from channels.chatwoot.config import ChatwootChannel
-from channels.chatwoot.outbound import ChatwootConfig, ChatwootSender
 from channels.config import Channel, ChannelsConfig, TenantConfig
-from channels.generic.config import GenericChannel
-from channels.generic.outbound import GenericConfig, GenericSender
-from channels.send_breaker import ChannelBreaker, channel_breaker
+from channels.outbound import ChannelSender
+from channels.provider import SenderFactory
+from channels.registry import PROVIDERS
+from channels.send_breaker import channel_breaker
 from channels.send_retry import RetryPolicy
-from channels.telegram.config import TelegramChannel
-from channels.telegram.outbound import TelegramConfig, TelegramSender
-from channels.twilio.config import TwilioChannel
-from channels.twilio.outbound import TwilioConfig, TwilioSender
-from channels.whatsapp.config import WhatsAppChannel
-from channels.whatsapp.outbound import WhatsAppCloudConfig, WhatsAppCloudSender
-from libs.errors import AtendeError, ConfigurationError
+from channels.sending_fields import ChannelCannotSend
+from libs.errors import AtendeError
 from libs.keys import KeySpace
-
-Sender = WhatsAppCloudSender | TwilioSender | TelegramSender | ChatwootSender | GenericSender
-SenderConfig = WhatsAppCloudConfig | TwilioConfig | TelegramConfig | ChatwootConfig | GenericConfig
-
-Lack = tuple[str, str]
-"""A field sending needs (its path inside the channel) and what it must hold."""
-
-
-class ChannelCannotSend(ConfigurationError):
-    """A configured channel lacks what sending needs; ``lacks`` lists (field, what) pairs."""
-
-    def __init__(
-        self, channel: Channel, lacks: list[Lack], *, tenant_id: str | None = None
-    ) -> None:
-        details = "; ".join(f"{field}: {what}" if field else what for field, what in lacks)
-        of_tenant = f" of tenant '{tenant_id}'" if tenant_id is not None else ""
-        super().__init__(
-            f"{channel.provider} channel '{channel.id}'{of_tenant} cannot send: {details}"
-        )
-        self.channel_id = channel.id
-        self.lacks = tuple(lacks)
 
 
 class UnknownChannel(AtendeError):
     """A reply names a channel its tenant has not configured."""
 
 
-def sending_config(channel: Channel) -> SenderConfig:
-    """The sender settings of ``channel``; ``ChannelCannotSend`` names whatever is missing."""
-    try:
-        return _sending_config(channel)
-    except ValueError as exc:  # the sender configs' own checks, e.g. a malformed bot token
-        what = str(exc).removeprefix(f"{channel.provider} channel '{channel.id}': ")
-        raise ChannelCannotSend(channel, [("", what)]) from None
+def prepare_sender(channel: Channel) -> SenderFactory:
+    """The sender of ``channel``, waiting for a session; ``ChannelCannotSend`` names what lacks."""
+    return PROVIDERS.of(channel).prepare_sender(channel)
 
 
 def sending_problems(config: ChannelsConfig) -> list[str]:
@@ -76,7 +45,7 @@ def sending_problems(config: ChannelsConfig) -> list[str]:
     for t, tenant in enumerate(config.tenants):
         for c, channel in enumerate(tenant.channels):
             try:
-                sending_config(channel)
+                prepare_sender(channel)
             except ChannelCannotSend as exc:
                 where = f"tenants[{t}].channels[{c}]"
                 problems.extend(
@@ -103,13 +72,13 @@ def build_sender(
     session: aiohttp.ClientSession,
     redis: aioredis.Redis,
     keys: KeySpace,
-) -> Sender:
+) -> ChannelSender:
     """A ready sender for ``channel`` of ``tenant``, with its shared breaker and retries.
 
     Raises ``ChannelCannotSend`` (naming the tenant) when the channel lacks a sending field.
     """
     try:
-        config = sending_config(channel)
+        factory = prepare_sender(channel)
     except ChannelCannotSend as exc:
         raise ChannelCannotSend(channel, list(exc.lacks), tenant_id=tenant.id) from None
     policy = channel.sending
@@ -120,125 +89,7 @@ def build_sender(
         fail_max=policy.breaker_fail_max,
         reset_timeout_s=policy.breaker_reset_timeout_s,
     )
-    return _construct(config, session, breaker, retry_policy(policy), policy.timeout_s)
-
-
-def _construct(
-    config: SenderConfig,
-    session: aiohttp.ClientSession,
-    breaker: ChannelBreaker,
-    retry: RetryPolicy,
-    timeout_s: float,
-) -> Sender:
-    if isinstance(config, WhatsAppCloudConfig):
-        return WhatsAppCloudSender(
-            config, session, breaker=breaker, retry=retry, timeout_s=timeout_s
-        )
-    if isinstance(config, TwilioConfig):
-        return TwilioSender(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
-    if isinstance(config, TelegramConfig):
-        return TelegramSender(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
-    if isinstance(config, ChatwootConfig):
-        return ChatwootSender(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
-    return GenericSender(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
-
-
-def _sending_config(channel: Channel) -> SenderConfig:
-    if isinstance(channel, WhatsAppChannel):
-        return _whatsapp(channel)
-    if isinstance(channel, TwilioChannel):
-        return _twilio(channel)
-    if isinstance(channel, TelegramChannel):
-        return _telegram(channel)
-    if isinstance(channel, ChatwootChannel):
-        return _chatwoot(channel)
-    return _generic(channel)
-
-
-def _lacking(channel: Channel, *fields: tuple[str, object, str]) -> ChannelCannotSend:
-    """The error for the ``(field, value, what it holds)`` entries whose value is unset."""
-    lacks = [
-        (field, f"missing; replies cannot be sent without {what}")
-        for field, value, what in fields
-        if value is None
-    ]
-    return ChannelCannotSend(channel, lacks)
-
-
-def _whatsapp(channel: WhatsAppChannel) -> WhatsAppCloudConfig:
-    number, token = channel.phone_number_id, channel.secrets.access_token
-    if number is None or token is None:
-        raise _lacking(
-            channel,
-            ("phone_number_id", number, "the number's Cloud API id"),
-            ("secrets.access_token", token, "a Cloud API access token ({env: NAME})"),
-        )
-    return WhatsAppCloudConfig(
-        channel_id=channel.id,
-        phone_number_id=number,
-        access_token=token.reveal(),
-        api_version=channel.api_version,
-        base_url=str(channel.api_base_url),
-        list_button_label=channel.list_button_label,
-    )
-
-
-def _twilio(channel: TwilioChannel) -> TwilioConfig:
-    account_sid, sender = channel.account_sid, channel.sender
-    if account_sid is None or sender is None:
-        raise _lacking(
-            channel,
-            ("account_sid", account_sid, "the account SID (AC…)"),
-            ("sender", sender, "a From number, whatsapp:+… address or messaging service SID"),
-        )
-    callback = channel.status_callback_url or channel.public_url
-    return TwilioConfig(
-        channel_id=channel.id,
-        account_sid=account_sid,
-        auth_token=channel.secrets.auth_token.reveal(),
-        sender=sender,
-        whatsapp=channel.whatsapp,
-        status_callback_url=str(callback) if callback is not None else None,
-        base_url=str(channel.api_base_url),
-        content_sids=dict(channel.content_sids),
-    )
-
-
-def _telegram(channel: TelegramChannel) -> TelegramConfig:
-    token = channel.secrets.bot_token
-    if token is None:
-        raise _lacking(channel, ("secrets.bot_token", token, "the bot's token ({env: NAME})"))
-    return TelegramConfig(
-        channel_id=channel.id, bot_token=token.reveal(), base_url=str(channel.api_base_url)
-    )
-
-
-def _chatwoot(channel: ChatwootChannel) -> ChatwootConfig:
-    base_url, account_id = channel.api_base_url, channel.account_id
-    token = channel.secrets.api_access_token
-    if base_url is None or account_id is None or token is None:
-        raise _lacking(
-            channel,
-            ("api_base_url", base_url, "the Chatwoot installation's URL"),
-            ("account_id", account_id, "the Chatwoot account id"),
-            ("secrets.api_access_token", token, "an agent bot's access token ({env: NAME})"),
-        )
-    return ChatwootConfig(
-        channel_id=channel.id,
-        base_url=str(base_url),
-        account_id=account_id,
-        api_access_token=token.reveal(),
-    )
-
-
-def _generic(channel: GenericChannel) -> GenericConfig:
-    if channel.callback_url is None:
-        raise _lacking(channel, ("callback_url", None, "the app's URL that receives replies"))
-    return GenericConfig(
-        channel_id=channel.id,
-        callback_url=str(channel.callback_url),
-        signing_secret=channel.secrets.signing_secret.reveal(),
-    )
+    return factory(session, breaker=breaker, retry=retry_policy(policy), timeout_s=policy.timeout_s)
 
 
 class OutboundSenders:
@@ -262,7 +113,7 @@ class OutboundSenders:
         self._keys = keys
         self._session = session
         self._owns_session = session is None
-        self._senders: dict[tuple[str, str], Sender] = {}
+        self._senders: dict[tuple[str, str], ChannelSender] = {}
         self._unable: dict[tuple[str, str], ChannelCannotSend] = {}
         self._started = False
 
@@ -301,7 +152,7 @@ class OutboundSenders:
             await self._session.close()
             self._session = None
 
-    def get(self, tenant_id: str, channel_id: str) -> Sender:
+    def get(self, tenant_id: str, channel_id: str) -> ChannelSender:
         """The sender of ``channel_id`` of ``tenant_id``.
 
         Raises ``UnknownChannel`` when the tenant has no such channel (another tenant's channel

@@ -14,12 +14,12 @@ import redis.asyncio as aioredis
 
 from channels.config import ChannelsConfig
 from channels.sending_errors import ChannelCircuitOpen, ProviderUnavailable
+from channels.sending_fields import ChannelCannotSend
 from delivery.senders import (
-    ChannelCannotSend,
     OutboundSenders,
     UnknownChannel,
     build_sender,
-    sending_config,
+    prepare_sender,
     sending_problems,
 )
 from events.types.reply_parts import ReplyPart, ReplyTemplate, ReplyText
@@ -299,7 +299,7 @@ def test_a_malformed_secret_is_a_sending_problem_of_its_channel(
         f"tenants[1].channels[0]: {expected}",
     ]
     with pytest.raises(ChannelCannotSend) as failure:
-        sending_config(config.tenants[1].channels[0])
+        prepare_sender(config.tenants[1].channels[0])
     assert str(failure.value) == f"telegram channel 'beta-tg' cannot send: {expected}"
 
 

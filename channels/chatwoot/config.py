@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, HttpUrl
 
 from channels.base_config import ChannelBase, StrictModel
+from channels.chatwoot.outbound import ChatwootConfig
+from channels.sending_fields import lacking
 from libs.env_secret import EnvSecret
 
 
@@ -27,4 +29,23 @@ class ChatwootChannel(ChannelBase):
     )
     api_base_url: HttpUrl | None = Field(
         default=None, description="The Chatwoot installation, e.g. https://app.chatwoot.com."
+    )
+
+
+def sending_config(channel: ChatwootChannel) -> ChatwootConfig:
+    """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
+    base_url, account_id = channel.api_base_url, channel.account_id
+    token = channel.secrets.api_access_token
+    if base_url is None or account_id is None or token is None:
+        raise lacking(
+            channel,
+            ("api_base_url", base_url, "the Chatwoot installation's URL"),
+            ("account_id", account_id, "the Chatwoot account id"),
+            ("secrets.api_access_token", token, "an agent bot's access token ({env: NAME})"),
+        )
+    return ChatwootConfig(
+        channel_id=channel.id,
+        base_url=str(base_url),
+        account_id=account_id,
+        api_access_token=token.reveal(),
     )

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import HttpUrl
 
 from channels.base_config import ChannelBase, StrictModel
+from channels.sending_fields import lacking
+from channels.telegram.outbound import TelegramConfig
 from libs.env_secret import EnvSecret
 
 
@@ -23,3 +25,13 @@ class TelegramChannel(ChannelBase):
     provider: Literal["telegram"]
     secrets: TelegramSecrets
     api_base_url: HttpUrl = HttpUrl("https://api.telegram.org")
+
+
+def sending_config(channel: TelegramChannel) -> TelegramConfig:
+    """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
+    token = channel.secrets.bot_token
+    if token is None:
+        raise lacking(channel, ("secrets.bot_token", token, "the bot's token ({env: NAME})"))
+    return TelegramConfig(
+        channel_id=channel.id, bot_token=token.reveal(), base_url=str(channel.api_base_url)
+    )

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, HttpUrl
 
 from channels.base_config import ChannelBase, StrictModel
+from channels.sending_fields import lacking
+from channels.twilio.outbound import TwilioConfig
 from libs.env_secret import EnvSecret
 
 TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=512)]
@@ -46,3 +48,25 @@ class TwilioChannel(ChannelBase):
         "one cannot be sent.",
     )
     api_base_url: HttpUrl = HttpUrl("https://api.twilio.com")
+
+
+def sending_config(channel: TwilioChannel) -> TwilioConfig:
+    """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
+    account_sid, sender = channel.account_sid, channel.sender
+    if account_sid is None or sender is None:
+        raise lacking(
+            channel,
+            ("account_sid", account_sid, "the account SID (AC…)"),
+            ("sender", sender, "a From number, whatsapp:+… address or messaging service SID"),
+        )
+    callback = channel.status_callback_url or channel.public_url
+    return TwilioConfig(
+        channel_id=channel.id,
+        account_sid=account_sid,
+        auth_token=channel.secrets.auth_token.reveal(),
+        sender=sender,
+        whatsapp=channel.whatsapp,
+        status_callback_url=str(callback) if callback is not None else None,
+        base_url=str(channel.api_base_url),
+        content_sids=dict(channel.content_sids),
+    )

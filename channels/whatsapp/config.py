@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, HttpUrl
 
 from channels.base_config import ChannelBase, StrictModel
+from channels.sending_fields import lacking
+from channels.whatsapp.outbound import WhatsAppCloudConfig
 from libs.env_secret import EnvSecret
 
 
@@ -36,4 +38,23 @@ class WhatsAppChannel(ChannelBase):
         min_length=1,
         max_length=20,
         description="Label of the button that opens a list (replies with over three choices).",
+    )
+
+
+def sending_config(channel: WhatsAppChannel) -> WhatsAppCloudConfig:
+    """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
+    number, token = channel.phone_number_id, channel.secrets.access_token
+    if number is None or token is None:
+        raise lacking(
+            channel,
+            ("phone_number_id", number, "the number's Cloud API id"),
+            ("secrets.access_token", token, "a Cloud API access token ({env: NAME})"),
+        )
+    return WhatsAppCloudConfig(
+        channel_id=channel.id,
+        phone_number_id=number,
+        access_token=token.reveal(),
+        api_version=channel.api_version,
+        base_url=str(channel.api_base_url),
+        list_button_label=channel.list_button_label,
     )
