@@ -8,7 +8,7 @@ import aiohttp
 
 from channels.provider_http import ProviderHttpClient, ProviderReply, ProviderRequest
 from channels.send_breaker import ChannelBreaker
-from channels.send_retry import RetryPolicy
+from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import SendError
 
 
@@ -38,7 +38,7 @@ class HttpSender(Generic[C]):
         session: aiohttp.ClientSession,
         *,
         breaker: ChannelBreaker | None = None,
-        retry: RetryPolicy | None = None,
+        retry: SendRetryPolicy | None = None,
         timeout_s: float = 10.0,
     ) -> None:
         self.channel_id = config.channel_id

@@ -21,7 +21,7 @@ from channels.base_config import ChannelBase
 from channels.inbound import InboundAdapter
 from channels.outbound import ChannelSender
 from channels.send_breaker import ChannelBreaker
-from channels.send_retry import RetryPolicy
+from channels.send_retry import SendRetryPolicy
 from channels.sending_fields import ChannelCannotSend
 from events.types.common import Provider
 
@@ -42,7 +42,7 @@ class SenderClass(Protocol[S_contra]):
         session: aiohttp.ClientSession,
         *,
         breaker: ChannelBreaker | None = ...,
-        retry: RetryPolicy | None = ...,
+        retry: SendRetryPolicy | None = ...,
         timeout_s: float = ...,
     ) -> ChannelSender:
         """Build the sender."""
@@ -57,7 +57,7 @@ class SenderFactory(Protocol):
         session: aiohttp.ClientSession,
         *,
         breaker: ChannelBreaker | None = ...,
-        retry: RetryPolicy | None = ...,
+        retry: SendRetryPolicy | None = ...,
         timeout_s: float = ...,
     ) -> ChannelSender:
         """Build the sender."""

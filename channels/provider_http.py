@@ -17,7 +17,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from channels.send_breaker import ChannelBreaker, NoBreaker
-from channels.send_retry import RetryPolicy, parse_retry_after
+from channels.send_retry import SendRetryPolicy, parse_retry_after
 from channels.sending_errors import ChannelCircuitOpen, ProviderUnavailable, SendError
 from libs.errors import CircuitOpen
 
@@ -97,7 +97,7 @@ class ProviderHttpClient:
         describe: str,
         classify: Classifier,
         breaker: ChannelBreaker | None = None,
-        retry: RetryPolicy | None = None,
+        retry: SendRetryPolicy | None = None,
         timeout_s: float = 10.0,
     ) -> None:
         if timeout_s <= 0:
@@ -106,7 +106,7 @@ class ProviderHttpClient:
         self._describe = describe
         self._classify = classify
         self._breaker: ChannelBreaker = breaker if breaker is not None else NoBreaker()
-        self._retry = retry if retry is not None else RetryPolicy()
+        self._retry = retry if retry is not None else SendRetryPolicy()
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def post(self, request: ProviderRequest) -> ProviderReply:

@@ -80,7 +80,7 @@ class _WaitsExceed(stop_base):
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class SendRetryPolicy:
     """Bounded retries of one provider request.
 
     ``sleep`` is injectable so tests can record the waits instead of timing them;

@@ -21,7 +21,7 @@ from channels.outbound import ChannelSender
 from channels.provider import SenderFactory
 from channels.registry import PROVIDERS
 from channels.send_breaker import channel_breaker
-from channels.send_retry import RetryPolicy
+from channels.send_retry import SendRetryPolicy
 from channels.sending_fields import ChannelCannotSend
 from libs.errors import AtendeError
 from libs.keys import KeySpace
@@ -55,9 +55,9 @@ def sending_problems(config: ChannelsConfig) -> list[str]:
     return problems
 
 
-def retry_policy(policy: SendingPolicy) -> RetryPolicy:
+def retry_policy(policy: SendingPolicy) -> SendRetryPolicy:
     """The retry policy a channel's ``sending`` section describes."""
-    return RetryPolicy(
+    return SendRetryPolicy(
         max_attempts=policy.max_attempts,
         max_total_s=policy.max_total_s,
         backoff_initial_s=policy.backoff_initial_s,

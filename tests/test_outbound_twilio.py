@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from channels.outbound import SentMessage
-from channels.send_retry import RetryPolicy
+from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import AuthFailed, RateLimited, Rejected, UnsupportedPart
 from channels.twilio.outbound import TwilioConfig, TwilioSender
 from events.types.reply_parts import (
@@ -62,7 +62,7 @@ def build(
         base_url=twilio.base_url,
         content_sids={"order_update": "HX" + "ab" * 16},
     )
-    retry = RetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
+    retry = SendRetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
     return TwilioSender(config, session, retry=retry, timeout_s=5)
 
 

@@ -22,7 +22,7 @@ from channels.http_sender import HttpSender
 from channels.outbound import SentMessage
 from channels.provider_http import ProviderReply, ProviderRequest, json_body
 from channels.send_breaker import ChannelBreaker
-from channels.send_retry import RetryPolicy
+from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import SendError, error_for_status
 from channels.timestamped_hmac import sign
 from events.types.reply_parts import ReplyPart
@@ -60,7 +60,7 @@ class GenericSender(HttpSender[GenericConfig]):
         session: aiohttp.ClientSession,
         *,
         breaker: ChannelBreaker | None = None,
-        retry: RetryPolicy | None = None,
+        retry: SendRetryPolicy | None = None,
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -49,7 +49,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-class GenericSender(_Strict):
+class GenericAuthor(_Strict):
     """Who wrote: the app's id of the user, and what it knows of them."""
 
     id: _Id
@@ -119,7 +119,7 @@ class GenericMessage(_Strict):
 
     id: _Id
     conversation_id: _Id
-    sender: GenericSender
+    sender: GenericAuthor
     text: str | None = Field(default=None, min_length=1, max_length=TEXT_MAX_CHARS)
     media: GenericMedia | None = None
     location: GenericLocation | None = None

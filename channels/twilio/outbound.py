@@ -28,7 +28,7 @@ from channels.provider_http import (
     ProviderRequest,
 )
 from channels.send_breaker import ChannelBreaker
-from channels.send_retry import RetryPolicy
+from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import (
     OutsideMessagingWindow,
     ProviderUnavailable,
@@ -102,7 +102,7 @@ class TwilioSender(HttpSender[TwilioConfig]):
         session: aiohttp.ClientSession,
         *,
         breaker: ChannelBreaker | None = None,
-        retry: RetryPolicy | None = None,
+        retry: SendRetryPolicy | None = None,
         timeout_s: float = 10.0,
     ) -> None:
         super().__init__(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
