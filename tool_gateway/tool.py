@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from libs.errors import AtendeError
+
 if TYPE_CHECKING:
     import aiohttp
     import asyncpg
@@ -86,14 +88,14 @@ class ToolContext:
     services: ToolServices
 
 
-class ToolFailed(Exception):
+class ToolFailed(AtendeError):
     """The tool ran and could not do what was asked; the message is shown to the LLM.
 
     E.g. "that slot was just taken". Not retryable by the gateway; the agent decides.
     """
 
 
-class ToolUnavailable(Exception):
+class ToolUnavailable(AtendeError):
     """The system behind the tool is down or refused us; counts against the tool's breaker."""
 
     def __init__(self, message: str, retry_after_ms: int | None = None) -> None:
@@ -101,7 +103,7 @@ class ToolUnavailable(Exception):
         self.retry_after_ms = retry_after_ms
 
 
-class ToolArgumentsInvalid(Exception):
+class ToolArgumentsInvalid(AtendeError):
     """Arguments passed the schema but make no sense (an unknown product, a past date)."""
 
 

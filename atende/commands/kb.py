@@ -40,7 +40,7 @@ SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 _MAX_FILE_BYTES = 5_000_000
 
 
-class BadInput(Exception):
+class BadInput(AtendeError):
     """The path, the tenant or the config given to the command is unusable."""
 
 

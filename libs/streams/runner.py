@@ -16,6 +16,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.registry import EventRegistry
+from libs.errors import AtendeError
 from libs.keys import KeySpace
 from libs.observability.metrics import (
     CONSUMER_METRICS,
@@ -69,7 +70,7 @@ class _Work:
         return self.where, self.entry_id
 
 
-class DeliveriesExhausted(Exception):
+class DeliveriesExhausted(AtendeError):
     """An entry's handler started more often than allowed and never finished.
 
     Its handler kept dying with the process (or the entry was taken from it), so running it
