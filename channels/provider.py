@@ -3,9 +3,9 @@
 ``channels/<name>/__init__.py`` declares it at module level, as ``provider``: the provider's
 name (the ``provider`` of its channels in the config file and in its webhook URL), its config
 model, how its inbound adapter and its sender are built from a configured channel, its webhook
-as ``/openapi.json`` describes it, and its handshake if it has one. Nothing outside the folder
-names the provider, so a channel is added by adding a folder (and its name to the event
-contract's ``Provider``).
+as ``/openapi.json`` describes it, its handshake if it has one, and which config field is the
+provider's own id of the account. Nothing outside the folder names the provider, so a channel
+is added by adding a folder (and its name to the event contract's ``Provider``).
 """
 
 from __future__ import annotations
@@ -113,7 +113,10 @@ class ChannelProvider(Generic[C, S]):
 
     ``sending_config`` turns a channel into its sender's settings ``S`` (raising
     ``ChannelCannotSend`` naming what is missing, or ``ValueError`` for a malformed value) and
-    ``sender`` builds the sender from them.
+    ``sender`` builds the sender from them. ``account_id`` is the provider's own id of the
+    account the channel is (WhatsApp's ``phone_number_id``, the Telegram bot's id, the Twilio
+    number, the Chatwoot inbox), recorded in the ``channels`` table; ``None`` when the config
+    does not say it.
     """
 
     name: Provider
@@ -121,6 +124,7 @@ class ChannelProvider(Generic[C, S]):
     inbound: Callable[[C], InboundAdapter]
     sending_config: Callable[[C], S]
     sender: SenderClass[S]
+    account_id: Callable[[C], str | None]
     webhook: WebhookDoc
     handshake: Handshake[C] | None = field(default=None)
 

@@ -73,6 +73,7 @@ def test_a_declaration_whose_model_is_of_another_provider_is_refused() -> None:
             inbound=generic.inbound,
             sending_config=generic.sending_config,
             sender=generic.sender,
+            account_id=generic.account_id,
             webhook=generic.webhook,
         )
 

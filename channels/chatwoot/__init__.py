@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels.chatwoot.config import ChatwootChannel, sending_config
+from channels.chatwoot.config import ChatwootChannel, account_id, sending_config
 from channels.chatwoot.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, ChatwootInbound
 from channels.chatwoot.outbound import ChatwootSender
 from channels.chatwoot.webhook_schema import CHATWOOT_EVENT
@@ -20,6 +20,7 @@ provider = ChannelProvider(
     config_model=ChatwootChannel,
     inbound=_inbound,
     sending_config=sending_config,
+    account_id=account_id,
     sender=ChatwootSender,
     webhook=WebhookDoc(
         content_type=JSON,

@@ -27,9 +27,20 @@ class ChatwootChannel(ChannelBase):
     account_id: int | None = Field(
         default=None, ge=1, description="Chatwoot account of the inbox; needed to send."
     )
+    inbox_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="The inbox's id in Chatwoot, recorded as the channel's account id in the "
+        "database; the channel id stands in for it when unset.",
+    )
     api_base_url: HttpUrl | None = Field(
         default=None, description="The Chatwoot installation, e.g. https://app.chatwoot.com."
     )
+
+
+def account_id(channel: ChatwootChannel) -> str | None:
+    """The inbox id, when the config gives it."""
+    return str(channel.inbox_id) if channel.inbox_id is not None else None
 
 
 def sending_config(channel: ChatwootChannel) -> ChatwootConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels.generic.config import GenericChannel, sending_config
+from channels.generic.config import GenericChannel, account_id, sending_config
 from channels.generic.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, GenericInbound
 from channels.generic.outbound import GenericSender
 from channels.generic.webhook_schema import generic_webhook_schemas
@@ -20,6 +20,7 @@ provider = ChannelProvider(
     config_model=GenericChannel,
     inbound=_inbound,
     sending_config=sending_config,
+    account_id=account_id,
     sender=GenericSender,
     webhook=WebhookDoc(
         content_type=JSON,

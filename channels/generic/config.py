@@ -28,6 +28,11 @@ class GenericChannel(ChannelBase):
     )
 
 
+def account_id(channel: GenericChannel) -> str | None:
+    """The channel id: the app has no account at a provider."""
+    return channel.id
+
+
 def sending_config(channel: GenericChannel) -> GenericConfig:
     """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
     if channel.callback_url is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from channels.inbound import JSON
 from channels.provider import ChannelProvider, WebhookDoc
-from channels.telegram.config import TelegramChannel, sending_config
+from channels.telegram.config import TelegramChannel, account_id, sending_config
 from channels.telegram.inbound import SECRET_TOKEN_HEADER, TelegramInbound
 from channels.telegram.outbound import TelegramSender
 from channels.telegram.webhook_schema import TELEGRAM_UPDATE
@@ -19,6 +19,7 @@ provider = ChannelProvider(
     config_model=TelegramChannel,
     inbound=_inbound,
     sending_config=sending_config,
+    account_id=account_id,
     sender=TelegramSender,
     webhook=WebhookDoc(
         content_type=JSON,

@@ -27,6 +27,15 @@ class TelegramChannel(ChannelBase):
     api_base_url: HttpUrl = HttpUrl("https://api.telegram.org")
 
 
+def account_id(channel: TelegramChannel) -> str | None:
+    """The bot's id: the number its token starts with, when the config gives the token."""
+    token = channel.secrets.bot_token
+    if token is None:
+        return None
+    bot_id, separator, _ = token.reveal().partition(":")
+    return bot_id if separator and bot_id.isdigit() else None
+
+
 def sending_config(channel: TelegramChannel) -> TelegramConfig:
     """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
     token = channel.secrets.bot_token

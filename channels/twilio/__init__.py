@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from channels.inbound import FORM
 from channels.provider import ChannelProvider, WebhookDoc
-from channels.twilio.config import TwilioChannel, sending_config
+from channels.twilio.config import TwilioChannel, account_id, sending_config
 from channels.twilio.inbound import SIGNATURE_HEADER, TwilioInbound
 from channels.twilio.outbound import TwilioSender
 from channels.twilio.webhook_schema import TWILIO_FORM
@@ -19,6 +19,7 @@ provider = ChannelProvider(
     config_model=TwilioChannel,
     inbound=_inbound,
     sending_config=sending_config,
+    account_id=account_id,
     sender=TwilioSender,
     webhook=WebhookDoc(
         content_type=FORM,

@@ -50,6 +50,11 @@ class TwilioChannel(ChannelBase):
     api_base_url: HttpUrl = HttpUrl("https://api.twilio.com")
 
 
+def account_id(channel: TwilioChannel) -> str | None:
+    """The number (or messaging service) replies are sent from, when the config gives it."""
+    return channel.sender
+
+
 def sending_config(channel: TwilioChannel) -> TwilioConfig:
     """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
     account_sid, sender = channel.account_sid, channel.sender

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from channels.inbound import JSON
 from channels.provider import ChannelProvider, Handshake, HandshakeDoc, WebhookDoc
-from channels.whatsapp.config import WhatsAppChannel, sending_config
+from channels.whatsapp.config import WhatsAppChannel, account_id, sending_config
 from channels.whatsapp.inbound import SIGNATURE_HEADER, WhatsAppInbound, verify_subscription
 from channels.whatsapp.outbound import WhatsAppCloudSender
 from channels.whatsapp.webhook_schema import WHATSAPP_WEBHOOK
@@ -25,6 +25,7 @@ provider = ChannelProvider(
     config_model=WhatsAppChannel,
     inbound=_inbound,
     sending_config=sending_config,
+    account_id=account_id,
     sender=WhatsAppCloudSender,
     webhook=WebhookDoc(
         content_type=JSON,

@@ -41,6 +41,11 @@ class WhatsAppChannel(ChannelBase):
     )
 
 
+def account_id(channel: WhatsAppChannel) -> str | None:
+    """The number's Cloud API id (``phone_number_id``), when the config gives it."""
+    return channel.phone_number_id
+
+
 def sending_config(channel: WhatsAppChannel) -> WhatsAppCloudConfig:
     """The sender's settings of ``channel``; ``ChannelCannotSend`` names what is missing."""
     number, token = channel.phone_number_id, channel.secrets.access_token

@@ -10,5 +10,6 @@ provider = generic.__class__(
     inbound=generic.inbound,
     sending_config=generic.sending_config,
     sender=generic.sender,
+    account_id=generic.account_id,
     webhook=generic.webhook,
 )
