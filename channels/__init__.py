@@ -6,10 +6,11 @@ outbound sender (send a reply's parts through the provider's API: ``outbound.py`
 schema of its webhook (``webhook_schema.py``); its ``__init__.py`` declares the
 ``ChannelProvider`` (``provider.py``) that ``registry.py`` collects. ``config.py`` holds the
 tenants and the channel union, built from the registry; ``base_config.py`` what every
-channel's model has. What several providers share has a module of its own here: ``inbound``
-(what an adapter receives and returns), ``inbound_json``, ``timestamped_hmac``, ``outbound``
-(the ``ChannelSender`` port), ``sending_fields``, ``sending_errors``, ``send_retry``,
-``send_breaker``, ``provider_http``, ``http_sender``, ``text_split`` and ``payload_schema``.
+channel's model has; ``directory.py`` records the tenants and channels in Postgres. What
+several providers share has a module of its own here: ``inbound`` (what an adapter receives
+and returns), ``inbound_json``, ``timestamped_hmac``, ``outbound`` (the ``ChannelSender``
+port), ``sending_fields``, ``sending_errors``, ``send_retry``, ``send_breaker``,
+``provider_http``, ``http_sender``, ``text_split`` and ``payload_schema``.
 
 Each sender is built from its config, the process's shared ``aiohttp.ClientSession``, the
 channel's breaker and a retry policy. Failures are ``SendError`` subclasses that say whether

@@ -8,10 +8,8 @@ from limits import RateLimitItem
 from limits import parse as parse_rate_limit
 
 from channels.config import Channel
-from channels.inbound import FORM, JSON, InboundAdapter
+from channels.inbound import InboundAdapter
 from channels.registry import PROVIDERS
-
-__all__ = ["FORM", "JSON", "IngressChannel"]
 
 
 @dataclass(frozen=True, slots=True)

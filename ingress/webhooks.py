@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from channels.inbound import (
+    FORM,
+    JSON,
     Inbound,
     InboundMessage,
     PayloadInvalid,
@@ -30,7 +32,7 @@ from events.types import DeliveryStatusUpdated, InboxMessageReceived
 from events.types.common import Provider
 from ingress import problems
 from ingress.append import SEQ_MARKER, Appended, AppendRequest, InboundAppender
-from ingress.channel import FORM, JSON, IngressChannel
+from ingress.channel import IngressChannel
 from ingress.intake import WebhookIntake
 from libs.observability.tracing import current_trace_headers
 
