@@ -31,6 +31,7 @@ from ai_agent.prompt import system_message
 from ai_agent.replies import call_problem, reply_event, tool_request_events
 from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
 from dispatcher.mailbox import ConversationRef, Mailbox
+from dispatcher.turns import TurnGuard
 from events.envelope import Envelope
 from events.partitions import partition_for
 from events.types.routing import RoutingHandoffRequested
@@ -39,7 +40,6 @@ from libs.errors import Drop
 from memory_manager.context import AgentContext, ContextBuilder
 from tool_gateway.config import AgentProfileConfig, AgentProfilesConfig
 from tool_gateway.registry import ToolRegistry
-from tool_gateway.turns import TurnGuard
 
 _log = structlog.get_logger(__name__)
 
@@ -228,9 +228,11 @@ class AIAgent:
         refs = await self._deps.guard.lookup(cause.tenant_id, cause.conversation_id, turn_id)
         if not refs.turn_known:
             raise Drop(f"turn {turn_id} of conversation {cause.conversation_id} is not on record")
-        current = await self._deps.guard.current_token(cause.tenant_id, cause.conversation_id, refs)
-        if current is not None and current > token:
-            raise Drop(f"turn {turn_id} token {token} is stale: the conversation is at {current}")
+        stale = await self._deps.guard.stale(
+            cause.tenant_id, cause.conversation_id, token, stored_token=refs.stored_token
+        )
+        if stale is not None:
+            raise Drop(stale.describe(turn_id))
 
     async def _extend_deadline(self, cause: Envelope[Any], token: int) -> None:
         partition = partition_for(cause.tenant_id, cause.conversation_id, self._deps.partitions)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from ai_agent.llm import ChatModel, ChatReply, ChatRequest, LLMUnavailable
 from ai_agent.offline import OFFLINE_MODEL, OfflineChatModel
+from memory_manager.knowledge_search import KnowledgeSearch
 from tool_gateway.config import AgentProfileConfig
-from tool_gateway.tool import KnowledgeSearch
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 OFFLINE_MIN_SCORE = 0.35

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ai_agent.llm import AssistantMessage, ChatReply, ChatRequest, LLMError, UserMessage
 from ai_agent.phrases import phrase
-from tool_gateway.tool import KnowledgeSearch
+from memory_manager.knowledge_search import KnowledgeSearch
 
 OFFLINE_MODEL = "offline"
 """The model name offline replies carry."""

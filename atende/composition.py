@@ -6,14 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import asyncpg
 import redis.asyncio as aioredis
 import structlog
 from opentelemetry import trace
 
 from atende.config import AtendeConfig
 from atende.servers import ServerUrls
+from channels.config import ChannelsConfig
+from channels.directory import record_tenants_and_channels
+from delivery.senders import sending_problems
 from events.catalog import CATALOG
-from ingress.outbound import sending_problems
 from ingress.wiring import build_ingress_app
 from libs.health import ReadinessCheck, health_app, serve
 from libs.heap import freeze_startup_heap
@@ -37,8 +40,9 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     """Open the Redis client and the Postgres pool (migrated first); close both on exit.
 
-    ``config`` holds the config file's sections by key, handed to the consumers. Raises
-    ``PartitionCountChanged`` when Redis holds data written with another partition count.
+    ``config`` holds the config file's sections by key, handed to the consumers; its tenants
+    and channels are recorded in Postgres once migrated. Raises ``PartitionCountChanged`` when
+    Redis holds data written with another partition count.
     """
     sections = dict(config or {})
     redis = make_redis(urls.redis_url, block_ms=settings.block_ms)
@@ -57,9 +61,25 @@ async def open_resources(
             applied = await apply_migrations(pool)
             if applied:
                 _log.info("migrations applied", versions=applied)
+            declared = sections.get("tenants")
+            if isinstance(declared, ChannelsConfig):
+                await _record_directory(pool, declared)
             yield Resources(settings, redis, keys, CATALOG, publisher, pool, sections)
     finally:
         await redis.aclose()
+
+
+async def _record_directory(pool: asyncpg.Pool, config: ChannelsConfig) -> None:
+    """Write the config file's tenants and channels to Postgres (see ``channels.directory``)."""
+    async with pool.acquire() as conn:
+        recorded = await record_tenants_and_channels(conn, config)
+    if recorded.tenants or recorded.channels or recorded.disabled:
+        _log.info(
+            "tenants and channels recorded",
+            tenants_written=recorded.tenants,
+            channels_written=recorded.channels,
+            channels_disabled=recorded.disabled,
+        )
 
 
 def build_runners(

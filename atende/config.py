@@ -18,8 +18,8 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from ai_agent.llm_setup import OpenAIChatConfig
+from channels.config import ChannelsConfig
 from dispatcher.config import ConversationsConfig
-from ingress.config import ChannelsConfig
 from memory_manager.config import MemoryConfig
 from tool_gateway.config import AgentProfilesConfig, ToolsConfig
 

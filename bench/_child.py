@@ -30,7 +30,7 @@ from libs.observability.tracing import configure_tracing
 from libs.redis_client import make_redis
 from libs.resources import Resources
 from libs.settings import Settings
-from libs.streams import Consumer, Delivery, Publisher
+from libs.streams import Consumer, Publisher, Received
 from libs.streams.worker import Worker
 
 GROUP = "bench-bus"
@@ -80,7 +80,7 @@ class AtendeConsumer:
         publisher = Publisher(redis, keys, partitions=settings.stream_partitions)
         resources = Resources(settings, redis, keys, CATALOG, publisher)
 
-        async def handle(_delivery: Delivery) -> None:
+        async def handle(_received: Received) -> None:
             return None
 
         consumer = Consumer(

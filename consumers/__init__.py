@@ -10,10 +10,11 @@ import importlib
 import pkgutil
 from types import ModuleType
 
+from libs.errors import ConfigurationError
 from libs.streams import Consumer
 
 
-class ConsumerDiscoveryError(Exception):
+class ConsumerDiscoveryError(ConfigurationError):
     """Two consumers share a name, or ``--only`` names one that does not exist."""
 
 

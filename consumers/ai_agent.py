@@ -13,17 +13,17 @@ from ai_agent.llm_setup import OpenAIChatConfig, open_openai_chat_model
 from ai_agent.transcript import TranscriptStore
 from dispatcher.config import ConversationsConfig
 from dispatcher.mailbox import Mailbox
+from dispatcher.turns import TurnGuard
 from events.streams import ROUTING_HANDOFF_REQUESTED, TOOLS_CALL_COMPLETED
 from events.types.routing import RoutingHandoffRequested
 from events.types.tools import ToolCallCompleted
 from libs.errors import Reject
 from libs.resources import Resources
-from libs.streams import Consumer, Delivery, Handler
+from libs.streams import Consumer, Handler, Received
 from libs.streams.config import consumer_instance_name
 from memory_manager import ContextBuilder, KnowledgeBase, MemoryConfig, WorkingMemory
 from memory_manager.embedders import build_embedder
 from tool_gateway import AgentProfilesConfig, ToolRegistry, discover_tools
-from tool_gateway.turns import TurnGuard
 
 _log = structlog.get_logger(__name__)
 
@@ -41,7 +41,7 @@ class AIAgentHandler:
         self._exits = AsyncExitStack()
         self._agent: AIAgent | None = None
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, delivery: Received) -> None:
         """Start a turn, or continue one with a tool's result."""
         envelope = delivery.envelope
         agent = await self._ready_agent()

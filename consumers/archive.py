@@ -6,7 +6,7 @@ import asyncpg
 
 from events.streams import ALL_STREAMS
 from libs.resources import Resources
-from libs.streams import Consumer, Delivery, Handler
+from libs.streams import Consumer, Handler, Received
 
 _INSERT = """
 INSERT INTO event_archive
@@ -19,12 +19,12 @@ ON CONFLICT (event_id) DO NOTHING
 def archive_handler(pool: asyncpg.Pool) -> Handler:
     """Return a handler that stores each event once (idempotent by event id)."""
 
-    async def archive(delivery: Delivery) -> None:
-        envelope = delivery.envelope
+    async def archive(received: Received) -> None:
+        envelope = received.envelope
         await pool.execute(
             _INSERT,
             envelope.id,
-            delivery.stream,
+            received.stream,
             envelope.type,
             envelope.version,
             envelope.tenant_id,

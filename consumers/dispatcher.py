@@ -11,7 +11,7 @@ from events.streams import INBOX_MESSAGE_RECEIVED
 from events.types.inbox import InboxMessageReceived
 from libs.errors import Reject
 from libs.resources import Resources
-from libs.streams import Consumer, Delivery
+from libs.streams import Consumer, Received
 
 
 class DispatcherHandler:
@@ -21,7 +21,7 @@ class DispatcherHandler:
         self._dispatcher = dispatcher
         self._sweeper = sweeper
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, delivery: Received) -> None:
         envelope = delivery.envelope
         if not isinstance(envelope.payload, InboxMessageReceived):
             raise Reject(f"expected an inbound message, got {envelope.type}")

@@ -7,11 +7,12 @@ import asyncio
 import asyncpg
 import structlog
 
+from dispatcher.turns import TurnGuard
 from events.streams import MEMORY_UPDATE_REQUESTED
 from events.types.memory import MemoryUpdateRequested
 from libs.errors import Drop, Reject
 from libs.resources import Resources
-from libs.streams import Consumer, Delivery, Handler
+from libs.streams import Consumer, Handler, Received
 from memory_manager.config import MemoryConfig
 from memory_manager.embedders import Embedder, build_embedder
 from memory_manager.errors import EmbeddingDimensionMismatch, UnknownConversation
@@ -21,7 +22,9 @@ from memory_manager.vector_search import check_embedding_dimension
 _log = structlog.get_logger("atende.memory")
 
 
-def memory_handler(pool: asyncpg.Pool, embedder: Embedder, config: MemoryConfig) -> Handler:
+def memory_handler(
+    pool: asyncpg.Pool, embedder: Embedder, config: MemoryConfig, *, turns: TurnGuard
+) -> Handler:
     """Return a handler applying each memory update once; stale turns' updates are dropped.
 
     The embedder's and the table's dimensions are checked against the config before the first
@@ -32,7 +35,7 @@ def memory_handler(pool: asyncpg.Pool, embedder: Embedder, config: MemoryConfig)
             f"embedder {embedder.model} makes {embedder.dimension}-dimension vectors but "
             f"memory.dimension is {config.dimension}"
         )
-    updater = MemoryUpdater(pool, embedder, chunking=config.chunking)
+    updater = MemoryUpdater(pool, embedder, turns=turns, chunking=config.chunking)
     checked = asyncio.Event()
     check_lock = asyncio.Lock()
 
@@ -43,10 +46,10 @@ def memory_handler(pool: asyncpg.Pool, embedder: Embedder, config: MemoryConfig)
                     await check_embedding_dimension(connection, config.dimension)
                 checked.set()
 
-    async def remember(delivery: Delivery) -> None:
+    async def remember(received: Received) -> None:
         if not checked.is_set():
             await ensure_checked()
-        envelope = delivery.envelope
+        envelope = received.envelope
         if not isinstance(envelope.payload, MemoryUpdateRequested):
             raise Reject(f"expected a memory update, got {envelope.type}")
         try:
@@ -72,7 +75,13 @@ def _build(resources: Resources) -> Handler:
         raise RuntimeError("the memory manager needs Postgres (DATABASE_URL)")
     config = resources.section("memory", MemoryConfig) or MemoryConfig()
     embedder = build_embedder(config)
-    return memory_handler(resources.postgres, embedder, config)
+    turns = TurnGuard(
+        resources.postgres,
+        resources.redis,
+        resources.keys,
+        partitions=resources.settings.stream_partitions,
+    )
+    return memory_handler(resources.postgres, embedder, config, turns=turns)
 
 
 consumer = Consumer(

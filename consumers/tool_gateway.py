@@ -10,7 +10,7 @@ from events.streams import TOOLS_CALL_REQUESTED
 from events.types.tools import ToolCallRequested
 from libs.errors import ConfigurationError, Reject
 from libs.resources import Resources
-from libs.streams import Consumer, Delivery, Handler
+from libs.streams import Consumer, Handler, Received
 from memory_manager import Embedder, KnowledgeBase, MemoryConfig, build_embedder
 from tool_gateway import (
     AgentProfilesConfig,
@@ -55,9 +55,9 @@ class ToolGatewayHandler:
         self._http: aiohttp.ClientSession | None = None
         self._embedder: Embedder | None = None
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, received: Received) -> None:
         """Answer one ``tools.call.requested`` event."""
-        envelope = delivery.envelope
+        envelope = received.envelope
         if not isinstance(envelope.payload, ToolCallRequested):
             raise Reject(f"expected a tool call request, got a {envelope.type} event")
         request: Envelope[ToolCallRequested] = envelope

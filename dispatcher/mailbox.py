@@ -18,7 +18,7 @@ from redis.commands.core import AsyncScript
 from dispatcher import mailbox_scripts
 from events.ids import new_event_id
 from events.partitions import partition_for
-from libs.keys import KeySpace, hash_tag
+from libs.keys import KeySpace
 from libs.leases import DEFAULT_FENCE_RETENTION_MS, slot_name
 
 MAX_MESSAGES_PER_TURN = 100
@@ -214,12 +214,12 @@ class Mailbox:
 
     async def due_turns(self, partition: int, limit: int) -> list[ConversationRef]:
         """Up to ``limit`` conversations of ``partition`` whose turn passed its deadline."""
-        return await self._due(self._turns_due_key(partition), partition, limit)
+        return await self._due(self._keys.turns_due(partition), partition, limit)
 
     async def due_wakeups(self, partition: int, limit: int) -> list[ConversationRef]:
         """Up to ``limit`` conversations of ``partition`` whose merge window or gap wait
         ended (``open_waiting`` each)."""
-        return await self._due(self._wakeups_due_key(partition), partition, limit)
+        return await self._due(self._keys.wake_due(partition), partition, limit)
 
     async def _due(self, key: str, partition: int, limit: int) -> list[ConversationRef]:
         seconds, micros = await self._redis.time()
@@ -253,27 +253,16 @@ class Mailbox:
         return await script(keys=self._keys_of(conversation), args=args)  # type: ignore[no-any-return]
 
     def _keys_of(self, conversation: ConversationRef) -> list[str]:
-        partition, tenant, conv = (
-            conversation.partition,
-            conversation.tenant_id,
-            conversation.conversation_id,
-        )
+        where = (conversation.partition, conversation.tenant_id, conversation.conversation_id)
         lease = slot_name(self.turn_lease_name(conversation))
-        tag = hash_tag(partition)
         return [
-            f"{self._keys.namespace}:mailbox:{tag}:{tenant}:{conv}",
-            f"{self._keys.namespace}:turn:{tag}:{tenant}:{conv}",
+            self._keys.mailbox(*where),
+            self._keys.turn(*where),
             self._keys.lease(lease),
             self._keys.fence(lease),
-            self._turns_due_key(partition),
-            self._wakeups_due_key(partition),
+            self._keys.turns_due(conversation.partition),
+            self._keys.wake_due(conversation.partition),
         ]
-
-    def _turns_due_key(self, partition: int) -> str:
-        return f"{self._keys.namespace}:turns-due:{hash_tag(partition)}"
-
-    def _wakeups_due_key(self, partition: int) -> str:
-        return f"{self._keys.namespace}:wake-due:{hash_tag(partition)}"
 
     def _transition(self, conversation: ConversationRef, reply: list[bytes] | int) -> Transition:
         assert isinstance(reply, list)

@@ -11,7 +11,7 @@ from aiohttp.typedefs import Middleware
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
-from ingress.config import WHATSAPP_MAX_BODY_BYTES
+from channels.base_config import WHATSAPP_MAX_BODY_BYTES
 from ingress.openapi import OPENAPI_PATH, serve_openapi
 from ingress.webhooks import WebhookEndpoint
 from libs.health import ReadinessCheck, add_health_routes

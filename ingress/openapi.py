@@ -1,11 +1,12 @@
 """``GET /openapi.json``: an OpenAPI 3.1 description of every route the ingress serves.
 
-The document is built once, from the code's own definitions where they exist: the provider
-and channel id types of the event contract, the generic channel's pydantic model, and the
-header names each adapter checks, so renaming one of them changes the document too. Provider
-payloads that the adapters read field by field are described by hand, open to the fields
-providers keep adding; the ingress's own answers are closed, so an undocumented field in a
-response is caught by the schema conformance test.
+The document is built once, from the code's own definitions where they exist: the channel id
+type of the event contract and, for each provider of the registry (``channels.registry``), its
+name, webhook body, signature headers and handshake, as its folder declares them (the generic
+channel's body comes from its pydantic model; payloads the adapters read field by field are
+described by hand, open to the fields providers keep adding). Adding a provider adds it here.
+The ingress's own answers are closed, so an undocumented field in a response is caught by the
+schema conformance test.
 """
 
 from __future__ import annotations
@@ -17,25 +18,18 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from events.types.common import ChannelId, Provider
-from ingress.channels import (
-    chatwoot_inbound,
-    generic_inbound,
-    telegram_inbound,
-    twilio_inbound,
-    whatsapp_inbound,
-)
-from ingress.channels._generic_model import GenericWebhook
-from ingress.openapi_payloads import JSON_BODIES, PROVIDER_BODIES
+from channels.payload_schema import COMPONENTS
+from channels.provider import ChannelProvider, Handshake
+from channels.registry import PROVIDERS
+from events.types.common import ChannelId
 
 OPENAPI_PATH = "/openapi.json"
 
 Schema = dict[str, Any]
 
 _JSON = "application/json"
-_FORM = "application/x-www-form-urlencoded"
 _TEXT = "text/plain"
-_SCHEMAS = "#/components/schemas/"
+_SCHEMAS = COMPONENTS
 
 
 def _ref(name: str) -> Schema:
@@ -135,17 +129,13 @@ def _parameter(where: str, name: str, description: str, schema: Schema | None = 
             "schema": schema or {"type": "string", "minLength": 1}}  # fmt: skip
 
 
-_HMAC_OF_TIMESTAMP_AND_BODY = "sha256=HMAC-SHA256(secret, timestamp + '.' + body)."
-_SIGNATURE_HEADERS = {
-    whatsapp_inbound.SIGNATURE_HEADER: "WhatsApp: sha256=HMAC-SHA256(app secret, body).",
-    twilio_inbound.SIGNATURE_HEADER: "Twilio: base64 HMAC-SHA1(auth token, URL + sorted fields).",
-    telegram_inbound.SECRET_TOKEN_HEADER: "Telegram: the secret_token given to setWebhook.",
-    chatwoot_inbound.SIGNATURE_HEADER: "Chatwoot: " + _HMAC_OF_TIMESTAMP_AND_BODY,
-    chatwoot_inbound.TIMESTAMP_HEADER: "Chatwoot: Unix seconds, at most 300 s away.",
-    generic_inbound.SIGNATURE_HEADER: "Generic: " + _HMAC_OF_TIMESTAMP_AND_BODY,
-    generic_inbound.TIMESTAMP_HEADER: "Generic: Unix seconds, at most 300 s away.",
-    "traceparent": "W3C trace context, carried into the events.",
-}
+def _signature_headers() -> dict[str, str]:
+    """Every header a provider's adapter checks, with what it holds, and the trace context."""
+    headers: dict[str, str] = {}
+    for provider in PROVIDERS:
+        headers.update(provider.webhook.signature_headers)
+    return {**headers, "traceparent": "W3C trace context, carried into the events."}
+
 
 # The refusals of ``ingress.problems``: status → (when, error code(s), fields always present).
 _REFUSALS: dict[str, tuple[str, str | tuple[str, ...], tuple[str, ...]]] = {
@@ -174,32 +164,36 @@ def _channel_id() -> Schema:
     return _parameter("path", "channel_id", "The channel's id in the config file.", schema)
 
 
+def _bodies() -> Schema:
+    """The request body of each content type the providers post, by component reference."""
+    refs: dict[str, list[Schema]] = {}
+    for provider in PROVIDERS:
+        webhook = provider.webhook
+        refs.setdefault(webhook.content_type, []).append(_ref(webhook.body_schema))
+    return {
+        content_type: {"schema": found[0] if len(found) == 1 else {"anyOf": found}}
+        for content_type, found in refs.items()
+    }
+
+
 def _receive_webhook() -> Schema:
-    provider = TypeAdapter(Provider).json_schema()
-    json_bodies = [_ref(name) for name in (*JSON_BODIES, "GenericWebhook")]
+    provider: Schema = {"enum": PROVIDERS.names, "type": "string"}
     return {
         "operationId": "receiveWebhook",
         "summary": "Verify a provider's webhook and append its messages and statuses as events.",
         "description": (
-            "The channel's provider decides which signature headers are checked. Twilio posts "
-            "a form, every other provider JSON. A repeated webhook is answered 200 and "
-            "appends nothing."
+            "The channel's provider decides which signature headers are checked and whether "
+            "the body is JSON or a form. A repeated webhook is answered 200 and appends nothing."
         ),
         "parameters": [
             _parameter("path", "provider", "The channel's provider.", provider),
             _channel_id(),
             *(
                 _parameter("header", name, description, {"type": "string"})
-                for name, description in _SIGNATURE_HEADERS.items()
+                for name, description in _signature_headers().items()
             ),
         ],
-        "requestBody": {
-            "required": True,
-            "content": {
-                _JSON: {"schema": {"anyOf": json_bodies}},
-                _FORM: {"schema": _ref("TwilioForm")},
-            },
-        },
+        "requestBody": {"required": True, "content": _bodies()},
         "responses": {
             "200": _answer(
                 "Stored, or every item was a duplicate.",
@@ -210,28 +204,35 @@ def _receive_webhook() -> Schema:
     }
 
 
-def _verify_subscription() -> Schema:
+def _handshake(handshake: Handshake[Any]) -> Schema:
+    doc = handshake.doc
     return {
-        "operationId": "verifyWhatsAppSubscription",
-        "summary": "Meta's subscription handshake: echo hub.challenge when the token matches.",
+        "operationId": doc.operation_id,
+        "summary": doc.summary,
         "parameters": [
             _channel_id(),
-            _parameter("query", "hub.mode", "Always subscribe.", {"enum": ["subscribe"]}),
-            _parameter("query", "hub.verify_token", "The verify token set in Meta's dashboard."),
-            _parameter("query", "hub.challenge", "The value to echo back."),
+            *(
+                _parameter("query", name, description, schema)
+                for name, (description, schema) in doc.query.items()
+            ),
         ],
         "responses": {
-            "200": _text("The hub.challenge, as sent."),
-            "400": _answer(
-                "A hub.* parameter is missing, or hub.mode is not subscribe.",
-                _problem("invalid_handshake", "field"),
-            ),
-            "403": _answer(
-                "hub.verify_token is not the channel's.",
-                _problem("verify_token_mismatch", "check"),
-            ),
+            "200": _text(doc.answer),
+            "400": _answer(doc.invalid, _problem("invalid_handshake", "field")),
+            "403": _answer(doc.mismatch, _problem("verify_token_mismatch", "check")),
             "404": _refusal("404"),
         },
+    }
+
+
+def _handshakes() -> dict[str, Schema]:
+    """The GET of each provider with a handshake, on its webhook URL."""
+    with_handshake: list[tuple[ChannelProvider[Any, Any], Handshake[Any]]] = [
+        (provider, provider.handshake) for provider in PROVIDERS if provider.handshake
+    ]
+    return {
+        f"/webhooks/{provider.name}/{{channel_id}}": {"get": _handshake(handshake)}
+        for provider, handshake in with_handshake
     }
 
 
@@ -243,7 +244,7 @@ def _paths() -> Schema:
     failed = "A check failed; checks says which and why."
     return {
         "/webhooks/{provider}/{channel_id}": {"post": _receive_webhook()},
-        "/webhooks/whatsapp/{channel_id}": {"get": _verify_subscription()},
+        **_handshakes(),
         "/health": _get(
             "health",
             "Readiness and uptime.",
@@ -268,11 +269,12 @@ def _paths() -> Schema:
     }  # fmt: skip
 
 
-def _generic_schemas() -> dict[str, Schema]:
-    """The generic channel's body and its parts, from its pydantic model."""
-    schema = GenericWebhook.model_json_schema(ref_template=_SCHEMAS + "{model}")
-    parts: dict[str, Schema] = schema.pop("$defs", {})
-    return {**parts, "GenericWebhook": schema}
+def _provider_schemas() -> dict[str, Schema]:
+    """Each provider's webhook body and the schemas it refers to."""
+    schemas: dict[str, Schema] = {}
+    for provider in PROVIDERS:
+        schemas.update(provider.webhook.schemas())
+    return schemas
 
 
 @cache
@@ -285,7 +287,7 @@ def _document_bytes() -> bytes:
             "description": "Webhooks of every messaging channel, health and metrics.",
         },
         "paths": _paths(),
-        "components": {"schemas": {**_ANSWERS, **_generic_schemas(), **PROVIDER_BODIES}},
+        "components": {"schemas": {**_ANSWERS, **_provider_schemas()}},
     }
     # The document shares this module's schema dicts, so only its serialization leaves here.
     return json.dumps(document, separators=(",", ":")).encode()

@@ -17,20 +17,22 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from events.envelope import Envelope
-from events.types import DeliveryStatusUpdated, InboxMessageReceived
-from events.types.common import Provider
-from ingress import problems
-from ingress.append import SEQ_MARKER, Appended, AppendRequest, InboundAppender
-from ingress.channel import FORM, JSON, IngressChannel
-from ingress.channels._inbound_json import field_path
-from ingress.channels.base import (
+from channels.inbound import (
+    FORM,
+    JSON,
     Inbound,
     InboundMessage,
     PayloadInvalid,
     SignatureInvalid,
     WebhookRequest,
 )
+from channels.inbound_json import field_path
+from events.envelope import Envelope
+from events.types import DeliveryStatusUpdated, InboxMessageReceived
+from events.types.common import Provider
+from ingress import problems
+from ingress.append import SEQ_MARKER, Appended, AppendRequest, InboundAppender
+from ingress.channel import IngressChannel
 from ingress.intake import WebhookIntake
 from libs.observability.tracing import current_trace_headers
 

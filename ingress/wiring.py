@@ -8,25 +8,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from opentelemetry import trace
 
+from channels.config import Channel, ChannelsConfig
+from channels.inbound import InboundAdapter
+from channels.registry import PROVIDERS
 from ingress.app import ingress_app
 from ingress.append import InboundAppender
 from ingress.channel import IngressChannel
-from ingress.channels.base import InboundAdapter
-from ingress.channels.chatwoot_inbound import ChatwootInbound
-from ingress.channels.generic_inbound import GenericInbound
-from ingress.channels.telegram_inbound import TelegramInbound
-from ingress.channels.twilio_inbound import TwilioInbound
-from ingress.channels.whatsapp_inbound import WhatsAppInbound
-from ingress.config import (
-    Channel,
-    ChannelsConfig,
-    ChatwootChannel,
-    GenericChannel,
-    TelegramChannel,
-    TwilioChannel,
-    WhatsAppChannel,
-)
-from ingress.handshake import whatsapp_handshake
+from ingress.handshake import handshake_handlers
 from ingress.webhooks import WebhookEndpoint
 from libs.health import ReadinessCheck
 from libs.keys import KeySpace
@@ -35,17 +23,7 @@ from libs.rate_limits import redis_limiter
 
 def inbound_adapter(channel: Channel) -> InboundAdapter:
     """The adapter that verifies and parses ``channel``'s webhooks, with its secrets."""
-    if isinstance(channel, WhatsAppChannel):
-        return WhatsAppInbound(channel.secrets.app_secret.reveal(), channel.phone_number_id)
-    if isinstance(channel, TwilioChannel):
-        return TwilioInbound(channel.secrets.auth_token.reveal())
-    if isinstance(channel, TelegramChannel):
-        return TelegramInbound(channel.secrets.secret_token.reveal())
-    if isinstance(channel, ChatwootChannel):
-        return ChatwootInbound(channel.secrets.webhook_secret.reveal())
-    if isinstance(channel, GenericChannel):
-        return GenericInbound(channel.secrets.signing_secret.reveal())
-    raise TypeError(f"no inbound adapter for provider {channel.provider!r}")
+    return PROVIDERS.of(channel).inbound(channel)
 
 
 def ingress_channels(config: ChannelsConfig) -> dict[tuple[str, str], IngressChannel]:
@@ -82,5 +60,5 @@ def build_ingress_app(
         backlog_full_retry_after_s=backlog_full_retry_after_s,
     )
     return ingress_app(
-        endpoint, checks, handshakes={"whatsapp": whatsapp_handshake(channels)}, tracer=tracer
+        endpoint, checks, handshakes=handshake_handlers(PROVIDERS, channels), tracer=tracer
     )

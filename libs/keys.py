@@ -62,3 +62,20 @@ class KeySpace:
     def turn_lease_name(self, partition: int, tenant_id: str, conversation_id: str) -> str:
         """Lease name of a conversation's turn; carries the partition tag."""
         return f"turn:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
+
+    def mailbox(self, partition: int, tenant_id: str, conversation_id: str) -> str:
+        """A conversation's inbound messages waiting for a turn, ordered by ``seq``."""
+        return f"{self.namespace}:mailbox:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
+
+    def turns_due(self, partition: int) -> str:
+        """Sorted set of a partition's open turns, scored by deadline (to resume crashed ones)."""
+        return f"{self.namespace}:turns-due:{hash_tag(partition)}"
+
+    def turn(self, partition: int, tenant_id: str, conversation_id: str) -> str:
+        """Hash of a conversation's open turn and of the order its messages are released in."""
+        return f"{self.namespace}:turn:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
+
+    def wake_due(self, partition: int) -> str:
+        """Sorted set of a partition's conversations waiting out a merge window or a gap in
+        ``seq``, by when they may go on."""
+        return f"{self.namespace}:wake-due:{hash_tag(partition)}"

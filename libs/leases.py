@@ -5,6 +5,8 @@ second key. Both keys carry the same hash tag, so each Lua script below touches 
 layout runs unchanged on Redis Cluster. Every side effect of a holder carries its token and is
 refused (``require_current``) once a newer token was issued, so a holder that stalled past its
 TTL cannot write after someone else took over.
+
+A conversation's turn lease, and the check of its tokens, live in ``dispatcher.turns``.
 """
 
 from __future__ import annotations
@@ -323,34 +325,3 @@ class HeldLease:
         self.lost.set()
         if self._on_lost is not None:
             self._on_lost(self.grant)
-
-
-class TurnLease(Lease):
-    """The lease of a conversation's turn, named by partition, tenant and conversation."""
-
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        keys: KeySpace,
-        *,
-        fence_retention_ms: int = DEFAULT_FENCE_RETENTION_MS,
-    ) -> None:
-        super().__init__(redis, keys, kind="turn", fence_retention_ms=fence_retention_ms)
-
-    def name_for(self, partition: int, tenant_id: str, conversation_id: str) -> str:
-        """Lease name of a conversation's turn (carries the partition's hash tag)."""
-        return self._keys.turn_lease_name(partition, tenant_id, conversation_id)
-
-    async def open_turn(
-        self, partition: int, tenant_id: str, conversation_id: str, holder: str, ttl_ms: int
-    ) -> LeaseGrant | None:
-        """Try to open the conversation's turn; ``None`` when another worker has it."""
-        return await self.acquire(
-            self.name_for(partition, tenant_id, conversation_id), holder, ttl_ms
-        )
-
-    async def require_turn(
-        self, partition: int, tenant_id: str, conversation_id: str, token: int
-    ) -> None:
-        """Raise ``StaleFencingToken`` unless ``token`` is the conversation's current turn."""
-        await self.require_current(self.name_for(partition, tenant_id, conversation_id), token)

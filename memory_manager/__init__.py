@@ -8,6 +8,7 @@ from memory_manager.config import MemoryConfig
 from memory_manager.context import AgentContext, ContextBuilder, estimate_tokens
 from memory_manager.embedders import Embedder, build_embedder
 from memory_manager.knowledge import KnowledgeBase
+from memory_manager.knowledge_search import KnowledgeHit, KnowledgeSearch
 from memory_manager.workflow import WorkflowState, WorkflowStore
 from memory_manager.working import WorkingMemory
 
@@ -16,6 +17,8 @@ __all__ = [
     "ContextBuilder",
     "Embedder",
     "KnowledgeBase",
+    "KnowledgeHit",
+    "KnowledgeSearch",
     "MemoryConfig",
     "WorkflowState",
     "WorkflowStore",

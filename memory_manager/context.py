@@ -35,9 +35,9 @@ import asyncpg
 from memory_manager.errors import UnknownConversation
 from memory_manager.facts import FactRecord, list_facts
 from memory_manager.knowledge import KnowledgeBase
+from memory_manager.knowledge_search import KnowledgeHit
 from memory_manager.workflow import WorkflowState, WorkflowStore
 from memory_manager.working import WorkingMemory
-from tool_gateway.tool import KnowledgeHit
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from memory_manager.chunk_store import DocumentRef, EmbeddedChunk, replace_chunk
 from memory_manager.chunking import Chunk, chunk_text
 from memory_manager.config import ChunkingConfig, SearchConfig
 from memory_manager.embedders.base import Embedder
+from memory_manager.knowledge_search import KnowledgeHit
 from memory_manager.vector_search import VectorIndex, VectorQuery
-from tool_gateway.tool import KnowledgeHit
 
 DOCUMENT = "document"
 

@@ -7,11 +7,13 @@ by conversation, a text by its ``source_id``) and stamped with the event's ``occ
 redelivery finds the same values under the same stamp and changes nothing, and an older
 event arriving after a newer one is skipped instead of bringing old values back.
 
-Fenced: an event from a turn carries the turn's token, and is ignored when it is older than
-the conversation's current token (``conversation_fencing_token``, migration 0004). It is checked
-under a share lock on the conversation row in the same transaction as the writes, which holds
-off a concurrent bump of ``last_fencing_token``; a ``turns`` row inserted meanwhile is not held
-off (its foreign-key check takes a weaker lock), so the turn opener must bump the column too.
+Fenced: an event from a turn carries the turn's token, and is ignored when it is stale by the
+check every side effect of a turn goes through (``dispatcher.turns.TurnGuard``: the turn
+lease's fence in Redis and ``conversation_fencing_token`` in Postgres, migration 0004). It is
+checked again under a share lock on the conversation row in the same transaction as the
+writes, which holds off a concurrent bump of ``last_fencing_token``; a ``turns`` row inserted
+meanwhile is not held off (its foreign-key check takes a weaker lock), so the turn opener must
+bump the column too.
 
 Where things go: facts to ``facts``; the summary and the texts to ``memory_chunks`` with
 ``source_kind = 'summary'`` (conversation memory, as opposed to knowledge-base documents),
@@ -26,6 +28,7 @@ from typing import Literal
 
 import asyncpg
 
+from dispatcher.turns import StaleTurn, TurnGuard
 from events.envelope import Envelope
 from events.types.memory import MemoryUpdateRequested
 from memory_manager.chunk_store import DocumentRef, EmbeddedChunk, replace_chunks
@@ -70,13 +73,19 @@ class _Document:
 
 
 class MemoryUpdater:
-    """Applies memory updates to Postgres with one embedder."""
+    """Applies memory updates to Postgres with one embedder; ``turns`` tells stale turns."""
 
     def __init__(
-        self, pool: asyncpg.Pool, embedder: Embedder, *, chunking: ChunkingConfig | None = None
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        *,
+        turns: TurnGuard,
+        chunking: ChunkingConfig | None = None,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
+        self._turns = turns
         self._chunking = chunking or ChunkingConfig()
 
     async def apply(self, envelope: Envelope[MemoryUpdateRequested]) -> UpdateOutcome:
@@ -89,16 +98,16 @@ class MemoryUpdater:
                 f"memory update {envelope.id}: tenant {tenant_id!r} has no conversation "
                 f"{conversation_id!r}"
             )
-        if _stale(payload, row["current_token"]):
-            return UpdateOutcome("stale", current_token=row["current_token"])
+        if stale := await self._stale(envelope, row["current_token"]):
+            return UpdateOutcome("stale", current_token=stale.current)
         documents = self._documents(envelope, row["contact_id"])
         texts = [chunk.content for document in documents for chunk in document.chunks]
         vectors = iter(await self._embedder.embed(texts) if texts else [])
         async with self._pool.acquire() as connection, connection.transaction():
             locked = await connection.fetchrow(_CONVERSATION_LOCKED, tenant_id, conversation_id)
             assert locked is not None  # conversations are deleted only with their tenant
-            if _stale(payload, locked["current_token"]):
-                return UpdateOutcome("stale", current_token=locked["current_token"])
+            if stale := await self._stale(envelope, locked["current_token"]):
+                return UpdateOutcome("stale", current_token=stale.current)
             facts = [
                 NewFact(fact.key, fact.value, fact.source, fact.confidence, envelope.occurred_at)
                 for fact in payload.facts
@@ -122,6 +131,16 @@ class MemoryUpdater:
                 written += outcome.written
         return UpdateOutcome("applied", len(changed), written, locked["current_token"])
 
+    async def _stale(
+        self, envelope: Envelope[MemoryUpdateRequested], stored_token: int | None
+    ) -> StaleTurn | None:
+        token = envelope.payload.fencing_token
+        if token is None:  # not from a turn: nothing to be superseded
+            return None
+        return await self._turns.stale(
+            envelope.tenant_id, envelope.conversation_id, token, stored_token=stored_token
+        )
+
     def _documents(
         self, envelope: Envelope[MemoryUpdateRequested], contact_id: str
     ) -> list[_Document]:
@@ -139,7 +158,3 @@ class MemoryUpdater:
             )
             documents.append(_Document(ref, chunk_text(text.text, self._chunking)))
         return documents
-
-
-def _stale(payload: MemoryUpdateRequested, current_token: int) -> bool:
-    return payload.fencing_token is not None and payload.fencing_token < current_token

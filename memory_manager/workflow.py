@@ -4,7 +4,9 @@ Every write is one SQL statement that checks both guards itself, so there is no
 read-modify-write window:
 
 - fencing: the write's token must not be older than the row's last writer's token nor the
-  conversation's current token (``memory_manager.fencing``); otherwise ``StaleFencingToken``;
+  token Postgres records for the conversation (``conversation_fencing_token``, the Postgres
+  half of ``dispatcher.turns.TurnGuard``, which callers such as the tool gateway run in full
+  before they write); otherwise ``StaleFencingToken``;
 - optimistic concurrency: an update or delete names the version it read; if another write
   came first the version moved on and ``WorkflowConflict`` is raised. Of two concurrent writers
   of the same version exactly one wins.

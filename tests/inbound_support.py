@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from ingress.channels.base import Inbound, InboundAdapter, PayloadInvalid, WebhookRequest
+from channels.inbound import Inbound, InboundAdapter, PayloadInvalid, WebhookRequest
 
 
 def parse_or_refusal(

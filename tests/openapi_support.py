@@ -23,9 +23,9 @@ import requests
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from channels.config import ChannelsConfig
+from channels.timestamped_hmac import sign
 from events.types.common import Provider
-from ingress.channels.timestamped_hmac import sign
-from ingress.config import ChannelsConfig
 from ingress.wiring import build_ingress_app
 from libs.keys import KeySpace
 

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from libs.keys import KeySpace
 from libs.observability.logging import configure_logging
-from libs.streams import Delivery
+from libs.streams import Received
 from libs.streams.worker import Worker, stop_on_signals
 from tests.streams_support import fast_settings, make_runner
 
@@ -26,9 +26,9 @@ return 0
 """
 
 
-async def record_effect(redis: aioredis.Redis, namespace: str, delivery: Delivery) -> None:
+async def record_effect(redis: aioredis.Redis, namespace: str, received: Received) -> None:
     """The effect of an event, once per event id however often it is delivered."""
-    claim = f"{namespace}:effect:{delivery.envelope.id}"
+    claim = f"{namespace}:effect:{received.envelope.id}"
     await redis.eval(_EFFECT_ONCE, 2, claim, f"{namespace}:effects")
 
 
@@ -43,10 +43,10 @@ async def main(args: argparse.Namespace) -> None:
         shutdown_grace_s=args.grace_s,
     )
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(received: Received) -> None:
         await redis.incr(f"{args.namespace}:started")
         await asyncio.sleep(args.delay_ms / 1000)
-        await record_effect(redis, args.namespace, delivery)
+        await record_effect(redis, args.namespace, received)
         await redis.incr(f"{args.namespace}:finished")
 
     runner = make_runner(redis, keys, handle, settings, consumer_name=args.consumer_name)

@@ -13,7 +13,7 @@ from events.streams import TOOLS_CALL_REQUESTED
 from events.types.reply_parts import ReplyText
 from libs.errors import Drop
 from libs.keys import KeySpace
-from libs.streams import Delivery
+from libs.streams import Received
 from tests.ai_agent_support import (
     FAST_LLM,
     add_inbound,
@@ -112,7 +112,7 @@ async def test_a_redelivered_turn_does_not_ask_the_model_again(
     server.script(Text("Chegou ontem."), Text("never asked"))
     handler = agent_handler(resources, llm=FAST_LLM)
     turn = handoff(seeded, 1)
-    delivery = Delivery(turn, turn.stream, 0, "1-0", 1, "ai-agent")
+    delivery = Received(turn, turn.stream, 0, "1-0", 1, "ai-agent")
     try:
         await handler(delivery)
         with pytest.raises(Drop, match="answered or superseded"):

@@ -16,7 +16,7 @@ from events.streams import TOOLS_CALL_REQUESTED
 from events.types.reply_parts import ReplyText
 from libs.errors import Drop
 from libs.keys import KeySpace
-from libs.streams import Delivery
+from libs.streams import Received
 from memory_manager import KnowledgeBase, MemoryConfig, build_embedder
 from tests.ai_agent_support import (
     FAST_LLM,
@@ -175,7 +175,7 @@ async def test_a_turn_with_a_stale_token_publishes_nothing(
     stale = handoff(seeded, 1)
     try:
         with pytest.raises(Drop, match="stale"):
-            await handler(Delivery(stale, stale.stream, 0, "1-0", 1, "ai-agent"))
+            await handler(Received(stale, stale.stream, 0, "1-0", 1, "ai-agent"))
     finally:
         await handler.aclose()  # type: ignore[attr-defined]
     assert server.requests == []

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ingress.config import ChannelsConfig, TwilioChannel, WhatsAppChannel
+from channels.config import ChannelsConfig
+from channels.twilio.config import TwilioChannel
+from channels.whatsapp.config import WhatsAppChannel
 from libs.errors import ConfigurationError
 from libs.yaml_config import load_yaml_model
 

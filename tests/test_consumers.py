@@ -18,7 +18,7 @@ from events.catalog import CATALOG
 from events.envelope import Envelope
 from events.examples import example_envelope
 from libs.keys import KeySpace
-from libs.streams import Consumer, ConsumerRunner, Delivery, Publisher, RunnerConfig
+from libs.streams import Consumer, ConsumerRunner, Publisher, Received, RunnerConfig
 from tests.streams_support import eventually, fast_settings
 
 
@@ -54,7 +54,7 @@ async def test_archive_keeps_every_event_once_even_when_redelivered(
         await eventually(archived, what="every event archived")
     finally:
         await runner.stop()
-    again = Delivery(events[0], events[0].stream, 0, "0-1", 2, "archive")
+    again = Received(events[0], events[0].stream, 0, "0-1", 2, "archive")
     await archive_handler(pg_pool)(again)  # a redelivery changes nothing
     rows = await pg_pool.fetch("SELECT event_id::text, type, envelope FROM event_archive")
     assert len(rows) == len(events)

@@ -139,9 +139,7 @@ async def test_redelivered_and_later_messages_wait_for_the_open_turn(
     turns = await turns_routed(redis, keys)
     assert {t.turn_id for t in turns} == {turns[0].turn_id}, "one open turn; the rest wait"
     assert [m.seq for m in turns[0].messages] == [1]
-    waiting = await redis.zcard(
-        f"{keys.namespace}:mailbox:{{p{_partition()}}}:{TENANT}:{CHANNEL}:5511987654321"
-    )
+    waiting = await redis.zcard(keys.mailbox(_partition(), TENANT, f"{CHANNEL}:5511987654321"))
     assert waiting == 2
 
 

@@ -8,9 +8,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatcher.mailbox import Mailbox, MergePolicy, Transition, WaitingMessage
+from dispatcher.turns import TurnLease
 from libs.errors import StaleFencingToken
 from libs.keys import KeySpace
-from libs.leases import TurnLease, slot_name
+from libs.leases import slot_name
 from tests.streams_support import eventually
 
 MERGE = MergePolicy(window_ms=80, max_wait_ms=400)

@@ -18,14 +18,8 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from events.types import (
-    InboundLocation,
-    InboundMedia,
-    InboundText,
-    InboundUnsupported,
-    InboxMessageReceived,
-)
-from ingress.channels.base import (
+from channels.chatwoot.inbound import ChatwootInbound
+from channels.inbound import (
     Inbound,
     InboundAdapter,
     InboundMessage,
@@ -33,7 +27,13 @@ from ingress.channels.base import (
     SignatureInvalid,
     WebhookRequest,
 )
-from ingress.channels.chatwoot_inbound import ChatwootInbound
+from events.types import (
+    InboundLocation,
+    InboundMedia,
+    InboundText,
+    InboundUnsupported,
+    InboxMessageReceived,
+)
 from ingress.webhooks import inbox_payload
 from tests.inbound_support import mutated, parse_or_refusal
 

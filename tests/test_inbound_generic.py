@@ -1,7 +1,7 @@
 """Generic JSON channel inbound: signature, replay window and the strict body format.
 
 Fixtures under ``tests/fixtures/generic`` are written from the format documented in
-``ingress.channels.generic_inbound``; every signature here is computed in the test with
+``channels.generic.inbound``; every signature here is computed in the test with
 ``hmac`` directly, never by the adapter.
 """
 
@@ -19,6 +19,16 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
+from channels.generic.inbound import GenericInbound
+from channels.inbound import (
+    Inbound,
+    InboundAdapter,
+    InboundMessage,
+    InboundStatus,
+    PayloadInvalid,
+    SignatureInvalid,
+    WebhookRequest,
+)
 from events.types import (
     DeliveryError,
     DeliveryStatusUpdated,
@@ -31,16 +41,6 @@ from events.types import (
     InboundText,
     InboxMessageReceived,
 )
-from ingress.channels.base import (
-    Inbound,
-    InboundAdapter,
-    InboundMessage,
-    InboundStatus,
-    PayloadInvalid,
-    SignatureInvalid,
-    WebhookRequest,
-)
-from ingress.channels.generic_inbound import GenericInbound
 from ingress.webhooks import inbox_payload
 from tests.inbound_support import mutated, parse_or_refusal
 

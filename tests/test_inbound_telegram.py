@@ -16,6 +16,15 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
+from channels.inbound import (
+    Inbound,
+    InboundAdapter,
+    InboundMessage,
+    PayloadInvalid,
+    SignatureInvalid,
+    WebhookRequest,
+)
+from channels.telegram.inbound import TelegramInbound
 from events.types import (
     InboundContacts,
     InboundEdit,
@@ -27,15 +36,6 @@ from events.types import (
     InboundUnsupported,
     InboxMessageReceived,
 )
-from ingress.channels.base import (
-    Inbound,
-    InboundAdapter,
-    InboundMessage,
-    PayloadInvalid,
-    SignatureInvalid,
-    WebhookRequest,
-)
-from ingress.channels.telegram_inbound import TelegramInbound
 from ingress.webhooks import inbox_payload
 from tests.inbound_support import mutated, parse_or_refusal
 

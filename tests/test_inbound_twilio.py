@@ -18,6 +18,15 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from multidict import CIMultiDict
 
+from channels.inbound import (
+    Inbound,
+    InboundMessage,
+    InboundStatus,
+    PayloadInvalid,
+    SignatureInvalid,
+    WebhookRequest,
+)
+from channels.twilio.inbound import TwilioInbound
 from events.types import (
     InboundInteractive,
     InboundLocation,
@@ -26,15 +35,6 @@ from events.types import (
     InboundUnsupported,
     InboxMessageReceived,
 )
-from ingress.channels.base import (
-    Inbound,
-    InboundMessage,
-    InboundStatus,
-    PayloadInvalid,
-    SignatureInvalid,
-    WebhookRequest,
-)
-from ingress.channels.twilio_inbound import TwilioInbound
 from ingress.webhooks import inbox_payload
 from tests.inbound_support import parse_or_refusal
 

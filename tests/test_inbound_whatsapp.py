@@ -19,6 +19,15 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
+from channels.inbound import (
+    Inbound,
+    InboundMessage,
+    InboundStatus,
+    PayloadInvalid,
+    SignatureInvalid,
+    WebhookRequest,
+)
+from channels.whatsapp.inbound import WhatsAppInbound, verify_subscription
 from events.types import (
     InboundContacts,
     InboundEdit,
@@ -30,15 +39,6 @@ from events.types import (
     InboundUnsupported,
     InboxMessageReceived,
 )
-from ingress.channels.base import (
-    Inbound,
-    InboundMessage,
-    InboundStatus,
-    PayloadInvalid,
-    SignatureInvalid,
-    WebhookRequest,
-)
-from ingress.channels.whatsapp_inbound import WhatsAppInbound, verify_subscription
 from ingress.webhooks import inbox_payload
 from tests.inbound_support import parse_or_refusal
 

@@ -20,7 +20,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from ingress.config import ChannelsConfig
+from channels.config import ChannelsConfig
 from ingress.wiring import build_ingress_app
 from libs.keys import KeySpace
 

@@ -17,11 +17,16 @@ from tests.tool_support import seed_conversation
 
 
 async def kb_ingest(
-    dsn: str, data_dir: Path, *args: str, config: Path | None = None
+    dsn: str,
+    data_dir: Path,
+    *args: str,
+    config: Path | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m atende kb ingest ARGS`` with DATABASE_URL set to ``dsn``."""
     env = {k: v for k, v in os.environ.items() if k not in {"ATENDE_CONFIG", "REDIS_URL"}}
     env |= {"DATABASE_URL": dsn, "ATENDE_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    env |= secrets or {}
     if config is not None:
         env["ATENDE_CONFIG"] = str(config)
     return await asyncio.to_thread(
@@ -110,3 +115,36 @@ async def test_bad_paths_and_tenants_exit_2_naming_them(
     assert wide.returncode == 2
     assert "memory.dimension is 768 but memory_chunks.embedding is vector(384)" in wide.stderr
     assert await chunk_rows(pg_pool) == []
+
+
+async def test_a_tenant_declared_only_in_the_config_file_can_be_loaded(
+    pg_dsn: str, pg_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    config = tmp_path / "atende.yaml"
+    config.write_text(
+        "tenants:\n"
+        "  - id: demo\n"
+        "    name: Demo Dental\n"
+        "    channels:\n"
+        "      - id: demo-tg\n"
+        "        provider: telegram\n"
+        "        secrets: {secret_token: {env: DEMO_TG_SECRET}}\n",
+        encoding="utf-8",
+    )
+    single = tmp_path / "faq.md"
+    single.write_text("# FAQ\n\nWe open at nine.", encoding="utf-8")
+    secrets = {"DEMO_TG_SECRET": "tg-secret"}
+
+    loaded = await kb_ingest(
+        pg_dsn, tmp_path, str(single), "--tenant", "demo", config=config, secrets=secrets
+    )
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert "1 file(s) into tenant demo: 1 created" in loaded.stdout
+    tenant = await pg_pool.fetchrow("SELECT tenant_id, name FROM tenants")
+    assert tuple(tenant or ()) == ("demo", "Demo Dental")
+    channel = await pg_pool.fetchrow("SELECT channel_id, provider, enabled FROM channels")
+    assert tuple(channel or ()) == ("demo-tg", "telegram", True)
+    unset = await kb_ingest(pg_dsn, tmp_path, str(single), "--tenant", "demo", config=config)
+    assert unset.returncode == 2
+    assert "environment variable DEMO_TG_SECRET is not set" in unset.stderr

@@ -9,6 +9,7 @@ from memory_manager.config import ChunkingConfig, SearchConfig
 from memory_manager.embedders.deterministic import HashedNgramEmbedder
 from memory_manager.errors import EmbeddingDimensionMismatch
 from memory_manager.knowledge import KnowledgeBase
+from memory_manager.knowledge_search import KnowledgeSearch
 from memory_manager.vector_search import (
     VectorIndex,
     VectorQuery,
@@ -16,7 +17,6 @@ from memory_manager.vector_search import (
     pgvector_version,
 )
 from tests.memory_support import KB_DOCUMENTS, PARAPHRASES, ingest_documents, keys_of, two_tenants
-from tool_gateway.tool import KnowledgeSearch
 
 
 def knowledge_base(pool: asyncpg.Pool, **chunking: int) -> KnowledgeBase:

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from events.envelope import Envelope
 from libs.health import health_app, serve
 from libs.keys import KeySpace
-from libs.streams import Delivery
+from libs.streams import Received
 from tests.streams_support import (
     ProbeEcho,
     eventually,
@@ -36,14 +36,14 @@ async def test_one_trace_id_across_two_hops(redis: aioredis.Redis, keys: KeySpac
     publisher = make_publisher(redis, keys, settings)
     echoed: list[Envelope[ProbeEcho]] = []
 
-    async def first_hop(delivery: Delivery) -> None:
+    async def first_hop(received: Received) -> None:
         echo = Envelope.derived(
-            ProbeEcho(n=delivery.envelope.payload.n), cause=delivery.envelope, role="test-echo"
+            ProbeEcho(n=received.envelope.payload.n), cause=received.envelope, role="test-echo"
         )
         await publisher.publish(echo)
 
-    async def second_hop(delivery: Delivery) -> None:
-        echoed.append(delivery.envelope)
+    async def second_hop(received: Received) -> None:
+        echoed.append(received.envelope)
 
     runners = [
         make_runner(redis, keys, first_hop, settings, name="first", tracer=tracer),
@@ -95,7 +95,7 @@ def _span_id(span: ReadableSpan) -> int:
 async def test_metrics_and_readiness_are_served(redis: aioredis.Redis, keys: KeySpace) -> None:
     settings = fast_settings(stream_partitions=1)
 
-    async def handle(_delivery: Delivery) -> None:
+    async def handle(_received: Received) -> None:
         return None
 
     runner = make_runner(redis, keys, handle, settings, name="metered")
@@ -159,13 +159,13 @@ async def test_without_an_exporter_logs_and_published_events_keep_the_trace(
     publisher = make_publisher(redis, keys, settings)
     echoes: list[Envelope[ProbeEcho]] = []
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(received: Received) -> None:
         structlog.get_logger("test").info("handling probe")
-        echo = Envelope.derived(ProbeEcho(n=1), cause=delivery.envelope, role="test-echo")
+        echo = Envelope.derived(ProbeEcho(n=1), cause=received.envelope, role="test-echo")
         await publisher.publish(echo)
 
-    async def collect(delivery: Delivery) -> None:
-        echoes.append(delivery.envelope)
+    async def collect(received: Received) -> None:
+        echoes.append(received.envelope)
 
     runners = [
         make_runner(redis, keys, handle, settings, name="plain"),

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ingress.config import ChannelsConfig
+from channels.config import ChannelsConfig
 from ingress.openapi import OPENAPI_PATH, openapi_document
 from ingress.wiring import build_ingress_app
 from libs.keys import KeySpace

@@ -8,17 +8,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from channels.send_breaker import channel_breaker
+from channels.send_retry import SendRetryPolicy
+from channels.sending_errors import ChannelCircuitOpen, ProviderUnavailable, RateLimited, Rejected
+from channels.whatsapp.outbound import WhatsAppCloudConfig, WhatsAppCloudSender
 from events.types.reply_parts import ReplyText
-from ingress.outbound import (
-    ChannelCircuitOpen,
-    ProviderUnavailable,
-    RateLimited,
-    Rejected,
-    RetryPolicy,
-    WhatsAppCloudConfig,
-    WhatsAppCloudSender,
-    channel_breaker,
-)
 from libs.breaker import SharedCircuitBreaker
 from libs.keys import KeySpace
 from tests.provider_servers import RecordingSleep, Scripted, WhatsAppGraphServer, graph_error
@@ -58,7 +52,7 @@ def build(
         access_token=TOKEN,
         base_url=graph.base_url,
     )
-    retry = RetryPolicy(
+    retry = SendRetryPolicy(
         max_attempts=max_attempts,
         backoff_initial_s=0.01,
         backoff_max_s=0.01,

@@ -7,15 +7,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.chatwoot.outbound import ChatwootConfig, ChatwootSender
+from channels.outbound import SentMessage
+from channels.send_retry import SendRetryPolicy
+from channels.sending_errors import AuthFailed, Rejected
 from events.types.reply_parts import ReplyButton, ReplyButtons, ReplyMedia, ReplyPart, ReplyText
-from ingress.outbound import (
-    AuthFailed,
-    ChatwootConfig,
-    ChatwootSender,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-)
 from tests.provider_servers import ChatwootServer, RecordingSleep, Scripted
 
 ACCOUNT_ID = 3
@@ -52,7 +48,7 @@ def build(
         account_id=ACCOUNT_ID,
         api_access_token=token,
     )
-    retry = RetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
+    retry = SendRetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
     return ChatwootSender(config, session, retry=retry, timeout_s=5)
 
 

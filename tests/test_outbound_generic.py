@@ -9,15 +9,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.generic.outbound import GenericConfig, GenericSender
+from channels.outbound import SentMessage
+from channels.send_retry import SendRetryPolicy
+from channels.sending_errors import AuthFailed, Rejected
 from events.types.reply_parts import ReplyButton, ReplyButtons, ReplyPart, ReplyText
-from ingress.outbound import (
-    AuthFailed,
-    GenericConfig,
-    GenericSender,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-)
 from tests.provider_servers import GenericAppServer, RecordingSleep, Scripted
 
 SECRET = "generic-shared-secret"
@@ -48,7 +44,7 @@ def build(
     secret: str = SECRET,
 ) -> GenericSender:
     config = GenericConfig(channel_id="app-1", callback_url=app.callback_url, signing_secret=secret)
-    retry = RetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
+    retry = SendRetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
     return GenericSender(config, session, retry=retry, timeout_s=5)
 
 
@@ -102,7 +98,7 @@ async def test_each_attempt_is_signed_afresh(
     sender = GenericSender(
         config,
         session,
-        retry=RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.01, sleep=sleep),
+        retry=SendRetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.01, sleep=sleep),
         clock=lambda: next(clock),
     )
     app.max_age_s = 10**10  # the fixed clock is in the past

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingress.outbound import ProviderUnavailable, RateLimited, Rejected, RetryPolicy, SendError
-from ingress.outbound.retry import parse_retry_after
-from ingress.outbound.text import split_text
+from channels.send_retry import SendRetryPolicy, parse_retry_after
+from channels.sending_errors import ProviderUnavailable, RateLimited, Rejected, SendError
+from channels.text_split import split_text
 from tests.provider_servers import RecordingSleep
 
 NOW = datetime(2025, 10, 21, 7, 28, 0, tzinfo=UTC)
@@ -36,7 +36,7 @@ def test_retry_after_in_seconds_or_as_an_http_date(
 async def test_backoff_grows_with_jitter_within_bounds_and_attempts_are_counted() -> None:
     sleep = RecordingSleep()
     exhausted: list[SendError] = []
-    policy = RetryPolicy(
+    policy = SendRetryPolicy(
         max_attempts=5,
         backoff_initial_s=0.1,
         backoff_max_s=0.4,
@@ -69,7 +69,7 @@ async def test_permanent_errors_are_never_retried() -> None:
         raise Rejected("no", status=400)
 
     with pytest.raises(Rejected):
-        await RetryPolicy(sleep=sleep).run(rejected)
+        await SendRetryPolicy(sleep=sleep).run(rejected)
     assert calls == 1
     assert sleep.delays == []
 
@@ -84,14 +84,14 @@ async def test_the_total_time_budget_bounds_hinted_waits() -> None:
         raise RateLimited("slow down", status=429, retry_after_s=2.0)
 
     with pytest.raises(RateLimited):
-        await RetryPolicy(max_attempts=10, max_total_s=5.0, sleep=sleep).run(throttled)
+        await SendRetryPolicy(max_attempts=10, max_total_s=5.0, sleep=sleep).run(throttled)
     assert sleep.delays == [2.0, 2.0]  # a third wait would end past 5 s
     assert calls == 3
 
 
 def test_policy_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="max_attempts"):
-        RetryPolicy(max_attempts=0)
+        SendRetryPolicy(max_attempts=0)
 
 
 def test_split_text_prefers_paragraphs_then_words() -> None:

@@ -7,21 +7,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.outbound import SentMessage
+from channels.send_retry import SendRetryPolicy
+from channels.sending_errors import AuthFailed, Rejected, UnsupportedPart
+from channels.telegram.outbound import TelegramConfig, TelegramSender
 from events.types.reply_parts import (
     ReplyButton,
     ReplyButtons,
     ReplyMedia,
     ReplyTemplate,
     ReplyText,
-)
-from ingress.outbound import (
-    AuthFailed,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-    TelegramConfig,
-    TelegramSender,
-    UnsupportedPart,
 )
 from tests.provider_servers import RecordingSleep, TelegramBotServer, telegram_error
 
@@ -53,7 +48,7 @@ def build(
     token: str = BOT_TOKEN,
 ) -> TelegramSender:
     config = TelegramConfig(channel_id="tg-main", bot_token=token, base_url=bot_api.base_url)
-    retry = RetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
+    retry = SendRetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
     return TelegramSender(config, session, retry=retry, timeout_s=5)
 
 
@@ -179,7 +174,7 @@ async def test_a_wrong_token_is_auth_failed_and_never_quoted(
 async def test_an_unreachable_api_does_not_leak_the_token(session: aiohttp.ClientSession) -> None:
     sleep = RecordingSleep()
     config = TelegramConfig(channel_id="tg", bot_token=BOT_TOKEN, base_url="http://127.0.0.1:9")
-    retry = RetryPolicy(max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.01, sleep=sleep)
+    retry = SendRetryPolicy(max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.01, sleep=sleep)
     sender = TelegramSender(config, session, retry=retry, timeout_s=2)
     with pytest.raises(Exception, match="could not be reached") as caught:
         await sender.send(CHAT, [ReplyText(text="hi")], reply_id="reply-3")

@@ -9,6 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from channels.outbound import SentMessage
+from channels.send_retry import SendRetryPolicy
+from channels.sending_errors import AuthFailed, RateLimited, Rejected, UnsupportedPart
+from channels.twilio.outbound import TwilioConfig, TwilioSender
 from events.types.reply_parts import (
     ReplyButton,
     ReplyButtons,
@@ -16,16 +20,6 @@ from events.types.reply_parts import (
     ReplyPart,
     ReplyTemplate,
     ReplyText,
-)
-from ingress.outbound import (
-    AuthFailed,
-    RateLimited,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-    TwilioConfig,
-    TwilioSender,
-    UnsupportedPart,
 )
 from tests.provider_servers import RecordingSleep, Scripted, TwilioServer, twilio_error
 
@@ -68,7 +62,7 @@ def build(
         base_url=twilio.base_url,
         content_sids={"order_update": "HX" + "ab" * 16},
     )
-    retry = RetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
+    retry = SendRetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
     return TwilioSender(config, session, retry=retry, timeout_s=5)
 
 

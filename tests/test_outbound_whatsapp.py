@@ -7,23 +7,22 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from channels.outbound import SentMessage
+from channels.send_retry import SendRetryPolicy
+from channels.sending_errors import (
+    AuthFailed,
+    OutsideMessagingWindow,
+    ProviderUnavailable,
+    RateLimited,
+    Rejected,
+)
+from channels.whatsapp.outbound import WhatsAppCloudConfig, WhatsAppCloudSender
 from events.types.reply_parts import (
     ReplyButton,
     ReplyButtons,
     ReplyMedia,
     ReplyTemplate,
     ReplyText,
-)
-from ingress.outbound import (
-    AuthFailed,
-    OutsideMessagingWindow,
-    ProviderUnavailable,
-    RateLimited,
-    Rejected,
-    RetryPolicy,
-    SentMessage,
-    WhatsAppCloudConfig,
-    WhatsAppCloudSender,
 )
 from tests.provider_servers import RecordingSleep, Scripted, WhatsAppGraphServer, graph_error
 
@@ -68,7 +67,7 @@ def build(
         access_token=token,
         base_url=graph.base_url,
     )
-    retry = RetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
+    retry = SendRetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, sleep=sleep)
     return WhatsAppCloudSender(config, session, retry=retry, timeout_s=5)
 
 
@@ -294,7 +293,7 @@ async def test_a_hint_beyond_the_time_budget_is_left_to_the_caller(
         base_url=graph.base_url,
     )
     sender = WhatsAppCloudSender(
-        config, session, retry=RetryPolicy(max_total_s=5, sleep=sleep), timeout_s=5
+        config, session, retry=SendRetryPolicy(max_total_s=5, sleep=sleep), timeout_s=5
     )
     graph.script(Scripted(429, graph_error(80007, "Rate limit").body, {"Retry-After": "120"}))
     with pytest.raises(RateLimited) as caught:

@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from libs.keys import KeySpace
 from libs.redis_client import make_redis
-from libs.streams import Delivery
+from libs.streams import Received
 from libs.streams.reading import MAX_READERS_PER_CONSUMER
 from tests.streams_support import (
     PROBE_STREAM,
@@ -28,8 +28,8 @@ async def test_32_partitions_run_on_a_command_pool_of_4_connections(
     small_pool = make_redis(redis_url, block_ms=settings.block_ms, max_connections=4)
     seen: set[int] = set()
 
-    async def handle(delivery: Delivery) -> None:
-        seen.add(delivery.envelope.payload.n)
+    async def handle(received: Received) -> None:
+        seen.add(received.envelope.payload.n)
 
     runner = make_runner(small_pool, keys, handle, settings)
     try:
@@ -65,8 +65,8 @@ async def test_a_dead_consumers_entries_are_reclaimed_ahead_of_a_long_backlog(
     await publisher.publish_many([probe(n, "c") for n in range(5, 400)])
     order: list[int] = []
 
-    async def handle(delivery: Delivery) -> None:
-        order.append(delivery.envelope.payload.n)
+    async def handle(received: Received) -> None:
+        order.append(received.envelope.payload.n)
         await asyncio.sleep(0.005)
 
     runner = make_runner(

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from libs.errors import Reject, RetryLater
 from libs.keys import KeySpace
-from libs.streams import ConsumerRunner, Delivery, Handler
+from libs.streams import ConsumerRunner, Handler, Received
 from libs.streams.codec import entry_fields
 from libs.streams.partitions import stream_partitions
 from libs.streams.pending import PendingEntries
@@ -53,8 +53,8 @@ async def test_a_handler_running_3x_claim_idle_is_kept_alive_and_runs_once(
     slow_started = asyncio.Event()
 
     def handler(consumer: str, seconds: float) -> Handler:
-        async def handle(delivery: Delivery) -> None:
-            runs.enter(consumer, delivery.attempt)
+        async def handle(received: Received) -> None:
+            runs.enter(consumer, received.attempt)
             slow_started.set()
             await asyncio.sleep(seconds)
             runs.leave()
@@ -86,8 +86,8 @@ async def test_an_entry_waiting_for_its_retry_is_kept_alive_and_not_taken_over(
     key = keys.stream(PROBE_STREAM, 0)
     runs = Runs()
 
-    async def handle(delivery: Delivery) -> None:
-        runs.enter("owner", delivery.attempt)
+    async def handle(received: Received) -> None:
+        runs.enter("owner", received.attempt)
         try:
             await asyncio.sleep(0.3)
         finally:
@@ -125,9 +125,9 @@ async def test_only_the_owner_dead_letters_an_entry(redis: aioredis.Redis, keys:
     settings = fast_settings(stream_partitions=1)
     key = keys.stream(PROBE_STREAM, 0)
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(received: Received) -> None:
         # Meanwhile another consumer took the entry over (we looked dead to it).
-        await redis.xclaim(key, "probe", "usurper", 0, [delivery.entry_id], justid=True)
+        await redis.xclaim(key, "probe", "usurper", 0, [received.entry_id], justid=True)
         raise Reject("poison")
 
     runner = make_runner(redis, keys, handle, settings, consumer_name="victim")
@@ -158,7 +158,7 @@ async def test_consumers_of_dead_processes_are_pruned_when_they_own_nothing(
     await redis.xack(key, "probe", (await entries(redis, key))[0][0])
     await redis.xreadgroup("probe", "dead-holding", {key: ">"}, count=1)
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(received: Received) -> None:
         return None
 
     runner = make_runner(redis, keys, handle, settings, consumer_name="alive")
@@ -187,8 +187,8 @@ async def test_reclaimed_entries_do_not_count_as_deliveries_until_their_handler_
         assert await PendingEntries(redis, "probe", f"gone-{n}").reclaim_idle(where, 0, 10)
     seen: list[int] = []
 
-    async def handle(delivery: Delivery) -> None:
-        seen.append(delivery.attempt)
+    async def handle(received: Received) -> None:
+        seen.append(received.attempt)
 
     runner: ConsumerRunner = make_runner(redis, keys, handle, settings, consumer_name="last")
     await runner.start()
@@ -225,7 +225,7 @@ async def test_a_read_parsed_after_a_freeze_is_checked_before_its_handler_runs(
             client.xclaim(key, "probe", "peer", 0, [entry_id], justid=True)
         client.close()
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(delivery: Received) -> None:
         runs.append((delivery.envelope.payload.n, delivery.attempt))
         if delivery.envelope.payload.n == 1:
             await asyncio.sleep(0.1)  # the reader sends its next read

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from libs.keys import KeySpace
-from libs.streams import Delivery
+from libs.streams import Received
 from tests.proc_worker import record_effect
 from tests.streams_support import (
     eventually,
@@ -79,8 +79,8 @@ async def test_sigkilled_worker_mid_batch_loses_nothing_and_effects_happen_once(
     pending_after_kill = await group_pending(redis, keys, "probe", 2)
     assert pending_after_kill > 0, "the killed worker held entries it had not acknowledged"
 
-    async def handle(delivery: Delivery) -> None:
-        await record_effect(redis, namespace, delivery)
+    async def handle(received: Received) -> None:
+        await record_effect(redis, namespace, received)
 
     survivor = make_runner(redis, keys, handle, settings, consumer_name="survivor")
     await survivor.start()

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from libs.embedded.valkey import EmbeddedValkey
 from libs.keys import KeySpace
 from libs.redis_client import make_redis
-from libs.streams import Delivery
+from libs.streams import Received
 from tests.streams_support import eventually, fast_settings, make_publisher, make_runner, probe
 
 pytestmark = pytest.mark.slow
@@ -28,8 +28,8 @@ async def test_consumer_reconnects_and_recreates_its_group_after_a_redis_restart
     redis: aioredis.Redis = make_redis(server.url, block_ms=settings.block_ms)
     seen: set[int] = set()
 
-    async def handle(delivery: Delivery) -> None:
-        seen.add(delivery.envelope.payload.n)
+    async def handle(received: Received) -> None:
+        seen.add(received.envelope.payload.n)
 
     runner = make_runner(redis, keys, handle, settings)
     try:

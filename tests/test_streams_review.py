@@ -8,7 +8,7 @@ from collections import defaultdict
 import redis.asyncio as aioredis
 
 from libs.keys import KeySpace
-from libs.streams import Delivery, Handler
+from libs.streams import Handler, Received
 from tests.streams_support import (
     PROBE_STREAM,
     eventually,
@@ -29,8 +29,8 @@ async def test_entries_waiting_in_the_local_queue_are_not_reclaimed_by_another_c
     seen: defaultdict[int, list[tuple[str, int]]] = defaultdict(list)
 
     def handler(name: str, pause_s: float) -> Handler:
-        async def handle(delivery: Delivery) -> None:
-            seen[delivery.envelope.payload.n].append((name, delivery.attempt))
+        async def handle(received: Received) -> None:
+            seen[received.envelope.payload.n].append((name, received.attempt))
             await asyncio.sleep(pause_s)
 
         return handle
@@ -81,8 +81,8 @@ async def test_reclaimed_entries_keep_their_delivery_count_among_many_of_our_own
 
     attempts: dict[int, int] = {}
 
-    async def handle(delivery: Delivery) -> None:
-        attempts.setdefault(delivery.envelope.payload.n, delivery.attempt)
+    async def handle(received: Received) -> None:
+        attempts.setdefault(received.envelope.payload.n, received.attempt)
 
     runner = make_runner(redis, keys, handle, settings, consumer_name="ours")
     await runner.start()
@@ -103,10 +103,10 @@ async def test_a_cancelled_error_raised_by_a_handler_does_not_end_a_worker(
     settings = fast_settings(stream_partitions=1)
     attempts: defaultdict[int, list[int]] = defaultdict(list)
 
-    async def handle(delivery: Delivery) -> None:
-        n = delivery.envelope.payload.n
-        attempts[n].append(delivery.attempt)
-        if n == 0 and delivery.attempt == 1:
+    async def handle(received: Received) -> None:
+        n = received.envelope.payload.n
+        attempts[n].append(received.attempt)
+        if n == 0 and received.attempt == 1:
             cancelled = asyncio.get_running_loop().create_future()
             cancelled.cancel()
             await cancelled

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from events.partitions import partition_for
 from libs.errors import Drop, Reject, RetryLater
 from libs.keys import KeySpace
-from libs.streams import Delivery, ExponentialBackoff, RetryPolicy
+from libs.streams import ExponentialBackoff, Received, RetryPolicy
 from tests.streams_support import (
     PROBE_STREAM,
     entries,
@@ -29,8 +29,8 @@ async def test_every_event_is_handled_once_and_acknowledged(
     settings = fast_settings()
     seen: Counter[int] = Counter()
 
-    async def handle(delivery: Delivery) -> None:
-        seen[delivery.envelope.payload.n] += 1
+    async def handle(received: Received) -> None:
+        seen[received.envelope.payload.n] += 1
 
     runner = make_runner(redis, keys, handle, settings)
     await runner.start()
@@ -60,11 +60,11 @@ async def test_failing_handler_dead_letters_after_max_deliveries_and_group_moves
     settings = fast_settings(max_deliveries=3)
     attempts: Counter[int] = Counter()
 
-    async def handle(delivery: Delivery) -> None:
-        n = delivery.envelope.payload.n
+    async def handle(received: Received) -> None:
+        n = received.envelope.payload.n
         attempts[n] += 1
         if n == 0:
-            raise ValueError(f"probe {n} is broken (attempt {delivery.attempt})")
+            raise ValueError(f"probe {n} is broken (attempt {received.attempt})")
 
     runner = make_runner(redis, keys, handle, settings)
     await runner.start()
@@ -105,11 +105,11 @@ async def test_retry_later_and_transient_failures_are_redelivered_with_growing_a
     settings = fast_settings(max_deliveries=5)
     attempts: list[int] = []
 
-    async def handle(delivery: Delivery) -> None:
-        attempts.append(delivery.attempt)
-        if delivery.attempt == 1:
+    async def handle(received: Received) -> None:
+        attempts.append(received.attempt)
+        if received.attempt == 1:
             raise RetryLater("the calendar is busy", delay_ms=20)
-        if delivery.attempt == 2:
+        if received.attempt == 2:
             raise ConnectionError("flaky upstream")
 
     runner = make_runner(redis, keys, handle, settings)
@@ -130,8 +130,8 @@ async def test_drop_acknowledges_and_reject_dead_letters_at_once(
     settings = fast_settings(stream_partitions=1, max_deliveries=5)
     calls: Counter[int] = Counter()
 
-    async def handle(delivery: Delivery) -> None:
-        n = delivery.envelope.payload.n
+    async def handle(received: Received) -> None:
+        n = received.envelope.payload.n
         calls[n] += 1
         if n == 1:
             raise Drop("superseded")
@@ -157,8 +157,8 @@ async def test_undecodable_entry_is_dead_lettered_without_retries(
     settings = fast_settings(stream_partitions=1)
     handled: list[int] = []
 
-    async def handle(delivery: Delivery) -> None:
-        handled.append(delivery.envelope.payload.n)
+    async def handle(received: Received) -> None:
+        handled.append(received.envelope.payload.n)
 
     runner = make_runner(redis, keys, handle, settings)
     await runner.start()
@@ -193,8 +193,8 @@ async def test_entries_of_a_dead_consumer_are_reclaimed_with_their_delivery_coun
 
     attempts: dict[int, int] = {}
 
-    async def handle(delivery: Delivery) -> None:
-        attempts[delivery.envelope.payload.n] = delivery.attempt
+    async def handle(received: Received) -> None:
+        attempts[received.envelope.payload.n] = received.attempt
 
     runner = make_runner(redis, keys, handle, settings)
     await runner.start()
@@ -216,8 +216,8 @@ async def test_stream_and_group_deleted_under_a_running_consumer_are_recreated(
     settings = fast_settings(stream_partitions=2)
     seen: set[int] = set()
 
-    async def handle(delivery: Delivery) -> None:
-        seen.add(delivery.envelope.payload.n)
+    async def handle(received: Received) -> None:
+        seen.add(received.envelope.payload.n)
 
     runner = make_runner(redis, keys, handle, settings)
     await runner.start()
@@ -248,10 +248,10 @@ async def test_a_consumer_retry_policy_and_its_exhausted_hook(
     settings = fast_settings(stream_partitions=1, max_deliveries=5)
     given_up: list[tuple[int, int, str]] = []
 
-    async def hand_to_human(delivery: Delivery, error: BaseException) -> None:
-        given_up.append((delivery.envelope.payload.n, delivery.attempt, str(error)))
+    async def hand_to_human(received: Received, error: BaseException) -> None:
+        given_up.append((received.envelope.payload.n, received.attempt, str(error)))
 
-    async def handle(delivery: Delivery) -> None:
+    async def handle(received: Received) -> None:
         raise TimeoutError("the LLM did not answer")
 
     policy = RetryPolicy(

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from libs.keys import KeySpace
-from libs.streams import Delivery
+from libs.streams import Received
 from libs.streams.partitions import stream_partitions
 from libs.streams.trimming import StreamTrimmer
 from tests.streams_support import (
@@ -77,8 +77,8 @@ async def test_a_crashed_consumers_entries_survive_traffic_and_are_all_handled(
     await redis.xreadgroup("probe", "crashed", {key: ">"}, count=50)
     seen: Counter[int] = Counter()
 
-    async def handle(delivery: Delivery) -> None:
-        seen[delivery.envelope.payload.n] += 1
+    async def handle(received: Received) -> None:
+        seen[received.envelope.payload.n] += 1
 
     runner = make_runner(redis, keys, handle, settings, consumer_name="survivor")
     await runner.start()
@@ -111,8 +111,8 @@ async def test_a_pending_entry_gone_from_its_stream_is_counted_and_logged_with_i
     lost_before = _lost_count()
     seen: list[int] = []
 
-    async def handle(delivery: Delivery) -> None:
-        seen.append(delivery.envelope.payload.n)
+    async def handle(received: Received) -> None:
+        seen.append(received.envelope.payload.n)
 
     runner = make_runner(redis, keys, handle, settings, consumer_name="survivor")
     await runner.start()

@@ -18,7 +18,7 @@ from events.types.tools import ToolCallCompleted
 from libs.errors import ConfigurationError
 from libs.keys import KeySpace
 from libs.resources import Resources
-from libs.streams import ConsumerRunner, Delivery, Publisher, RunnerConfig
+from libs.streams import ConsumerRunner, Publisher, Received, RunnerConfig
 from libs.streams.codec import decode_entry
 from tests.gateway_tools._support import AGENTS, SETTINGS, TEST_TOOLS, request, runs
 from tests.streams_support import entries, eventually, fast_settings
@@ -103,10 +103,10 @@ async def test_a_redelivered_request_is_answered_again_under_the_same_event_id(
     assert isinstance(handler, ToolGatewayHandler)
     crashed: list[int] = []
 
-    async def crash_before_the_first_ack(delivery: Delivery) -> None:
-        await handler(delivery)
+    async def crash_before_the_first_ack(received: Received) -> None:
+        await handler(received)
         if not crashed:
-            crashed.append(delivery.attempt)
+            crashed.append(received.attempt)
             raise WorkerCrash("died between publishing the answer and acknowledging the request")
 
     runner = ConsumerRunner(

@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from dispatcher.turns import TurnLease
 from events.partitions import partition_for
 from libs.keys import KeySpace
-from libs.leases import TurnLease
 from libs.settings import Settings
 from tests.gateway_tools import notes
 from tests.gateway_tools._support import (

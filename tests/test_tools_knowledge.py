@@ -9,8 +9,9 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from libs.keys import KeySpace
+from memory_manager.knowledge_search import KnowledgeHit, KnowledgeSearch
 from tests.tool_support import SeededConversation, tool_context, tool_services, with_services
-from tool_gateway.tool import KnowledgeHit, KnowledgeSearch, ToolContext, ToolUnavailable
+from tool_gateway.tool import ToolContext, ToolUnavailable
 from tool_gateway.tools.knowledge import KNOWLEDGE_SEARCH, KnowledgeSearchInput
 
 SEEDED = SeededConversation("acme", "acme-wa", "c1", "acme-conversation-1", "acme-turn-1", 1)

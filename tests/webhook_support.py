@@ -13,15 +13,17 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from opentelemetry import trace
 
+from channels.config import ChannelsConfig
+from channels.registry import PROVIDERS
+from channels.whatsapp.config import WhatsAppChannel
+from channels.whatsapp.inbound import WhatsAppInbound
 from events.catalog import CATALOG
 from events.partitions import partition_for
 from events.streams import INBOX_MESSAGE_RECEIVED
 from ingress.app import ingress_app
 from ingress.append import InboundAppender
 from ingress.channel import IngressChannel
-from ingress.channels.whatsapp_inbound import WhatsAppInbound
-from ingress.config import ChannelsConfig, WhatsAppChannel
-from ingress.handshake import whatsapp_handshake
+from ingress.handshake import handshake_handlers
 from ingress.webhooks import WebhookEndpoint
 from libs.keys import KeySpace
 from libs.rate_limits import redis_limiter
@@ -132,9 +134,7 @@ async def serve(
         redis_limiter(redis, keys),
         backlog_full_retry_after_s=backlog_full_retry_after_s,
     )
-    app = ingress_app(
-        endpoint, {}, handshakes={"whatsapp": whatsapp_handshake(ready)}, tracer=tracer
-    )
+    app = ingress_app(endpoint, {}, handshakes=handshake_handlers(PROVIDERS, ready), tracer=tracer)
     server = TestServer(app)
     await server.start_server()
     try:

@@ -15,8 +15,6 @@ from tool_gateway.rbac import AccessPolicy
 from tool_gateway.registry import DuplicateTool, ToolRegistry
 from tool_gateway.tool import (
     SENSITIVE,
-    KnowledgeHit,
-    KnowledgeSearch,
     Tool,
     ToolArgumentsInvalid,
     ToolContext,
@@ -32,8 +30,6 @@ __all__ = [
     "AgentProfileConfig",
     "AgentProfilesConfig",
     "DuplicateTool",
-    "KnowledgeHit",
-    "KnowledgeSearch",
     "Tool",
     "ToolArgumentsInvalid",
     "ToolContext",

@@ -19,6 +19,7 @@ import structlog
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ValidationError
 
+from dispatcher.turns import TurnGuard, TurnRefs
 from events.envelope import Envelope
 from events.types.tools import ToolCallCompleted, ToolCallRequested
 from libs.errors import RetryLater
@@ -33,7 +34,6 @@ from tool_gateway.rate_limits import ToolRateLimits
 from tool_gateway.rbac import AccessPolicy
 from tool_gateway.registry import AnyTool, ToolRegistry
 from tool_gateway.tool import ToolContext, ToolServices
-from tool_gateway.turns import TurnGuard, TurnRefs
 
 _log = structlog.get_logger(__name__)
 
@@ -232,14 +232,14 @@ class ToolGateway:
         payload = call.payload
         # A dry run changes nothing, so a replay of an old turn may still simulate its writes.
         if tool.writes and not payload.dry_run:
-            current = await self._turns.current_token(
-                call.tenant_id, call.envelope.conversation_id, refs
+            stale = await self._turns.stale(
+                call.tenant_id,
+                call.envelope.conversation_id,
+                payload.fencing_token,
+                stored_token=refs.stored_token,
             )
-            if current is not None and payload.fencing_token < current:
-                message = (
-                    f"turn {payload.turn_id!r} was superseded (its fencing token "
-                    f"{payload.fencing_token} is older than {current}); {tool.name} was not run"
-                )
+            if stale is not None:
+                message = f"{stale.describe(payload.turn_id)}; {tool.name} was not run"
                 return Execution("stale", "stale_turn", tool_error("not_allowed", message), False)
         context = ToolContext(
             tenant_id=call.tenant_id,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from libs.errors import ConfigurationError
 from tool_gateway.tool import Tool
 
 AnyTool = Tool[Any, Any]
 
 
-class DuplicateTool(ValueError):
+class DuplicateTool(ConfigurationError):
     """Two different tools were declared under the same name."""
 
 

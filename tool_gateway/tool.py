@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
+
+from libs.errors import AtendeError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from events.types.tools import ToolCallRequested
     from libs.keys import KeySpace
     from libs.streams.publisher import Publisher
+    from memory_manager.knowledge_search import KnowledgeSearch
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -44,27 +47,8 @@ class Sensitive:
 SENSITIVE = Sensitive()
 
 
-class KnowledgeSearch(Protocol):
-    """Semantic search over a tenant's knowledge base (implemented by the memory manager)."""
-
-    async def search(
-        self, tenant_id: str, query: str, *, top_k: int, min_score: float, tags: tuple[str, ...]
-    ) -> list[KnowledgeHit]: ...
-
-
 Embed = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
 """Embeds texts with the deployment's embedding provider (for vector search in tools)."""
-
-
-@dataclass(frozen=True, slots=True)
-class KnowledgeHit:
-    """One chunk of the knowledge base that matches a query."""
-
-    document_key: str
-    chunk_index: int
-    content: str
-    score: float
-    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +88,14 @@ class ToolContext:
     services: ToolServices
 
 
-class ToolFailed(Exception):
+class ToolFailed(AtendeError):
     """The tool ran and could not do what was asked; the message is shown to the LLM.
 
     E.g. "that slot was just taken". Not retryable by the gateway; the agent decides.
     """
 
 
-class ToolUnavailable(Exception):
+class ToolUnavailable(AtendeError):
     """The system behind the tool is down or refused us; counts against the tool's breaker."""
 
     def __init__(self, message: str, retry_after_ms: int | None = None) -> None:
@@ -119,7 +103,7 @@ class ToolUnavailable(Exception):
         self.retry_after_ms = retry_after_ms
 
 
-class ToolArgumentsInvalid(Exception):
+class ToolArgumentsInvalid(AtendeError):
     """Arguments passed the schema but make no sense (an unknown product, a past date)."""
 
 

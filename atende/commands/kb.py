@@ -2,7 +2,9 @@
 
 Each file is one document, keyed by its path relative to the folder given (or by its name
 when a single file is given). Re-ingesting an unchanged file writes nothing; a changed file
-replaces its chunks in one transaction. Exit codes: 0 done, 2 bad input (the message names the
+replaces its chunks in one transaction. With ``ATENDE_CONFIG`` set, the tenants and channels
+it declares are written to the database first, so a tenant declared only there can be loaded.
+Exit codes: 0 done, 2 bad input (the message names the
 path, tenant or setting, e.g. a dimension that does not match the table), 1 anything else
 (e.g. the database is unreachable).
 """
@@ -19,18 +21,18 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from atende.config import AtendeConfig
 from atende.setup import load_settings
+from channels.directory import record_tenants_and_channels
 from libs.embedded.postgres import EmbeddedPostgres
 from libs.errors import AtendeError, ConfigurationError
 from libs.postgres import open_pool
 from libs.settings import Settings
 from libs.yaml_config import load_yaml_model
-from memory_manager.config import MemoryConfig
 from memory_manager.embedders import build_embedder
 from memory_manager.knowledge import IngestResult, KnowledgeBase
 from memory_manager.vector_search import check_embedding_dimension
@@ -40,16 +42,8 @@ SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 _MAX_FILE_BYTES = 5_000_000
 
 
-class BadInput(Exception):
+class BadInput(AtendeError):
     """The path, the tenant or the config given to the command is unusable."""
-
-
-class _ConfigFile(BaseModel):
-    """The config file as far as this command reads it: the ``memory`` section."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    memory: MemoryConfig = MemoryConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +74,9 @@ def ingest(
     console = Console(stderr=True)
     try:
         sources = collect_sources(path)
-        memory = _memory_config(settings)
+        config = _config(settings)
         with _database(settings) as dsn:
-            results = asyncio.run(_ingest_all(dsn, tenant, sources, tuple(tag or ()), memory))
+            results = asyncio.run(_ingest_all(dsn, tenant, sources, tuple(tag or ()), config))
     except (BadInput, ConfigurationError) as exc:
         _fail(console, str(exc), code=2)
     except AtendeError as exc:
@@ -130,11 +124,12 @@ def _read(path: Path, document_key: str) -> SourceFile:
     return SourceFile(path, document_key, text)
 
 
-def _memory_config(settings: Settings) -> MemoryConfig:
+def _config(settings: Settings) -> AtendeConfig:
+    """The config file, or an empty one (default memory settings, no tenants) without it."""
     if settings.config_path is None:
-        return MemoryConfig()
+        return AtendeConfig()
     try:
-        return load_yaml_model(settings.config_path, _ConfigFile, os.environ).memory
+        return load_yaml_model(settings.config_path, AtendeConfig, os.environ)
     except ConfigurationError as exc:
         raise BadInput(f"invalid config: {exc}") from exc
 
@@ -150,12 +145,14 @@ def _database(settings: Settings) -> Iterator[str]:
 
 
 async def _ingest_all(
-    dsn: str, tenant: str, sources: list[SourceFile], tags: tuple[str, ...], memory: MemoryConfig
+    dsn: str, tenant: str, sources: list[SourceFile], tags: tuple[str, ...], config: AtendeConfig
 ) -> list[IngestResult]:
+    memory = config.memory
     embedder = build_embedder(memory)
     async with open_pool(dsn, min_size=1, max_size=2) as pool:
         async with pool.acquire() as connection:
             await check_embedding_dimension(connection, memory.dimension)
+            await record_tenants_and_channels(connection, config)
         knowledge = KnowledgeBase(pool, embedder, chunking=memory.chunking, search=memory.search)
         if not await knowledge.tenant_exists(tenant):
             raise BadInput(f"tenant {tenant!r} does not exist in the database")

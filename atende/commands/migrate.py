@@ -1,8 +1,12 @@
-"""``atende migrate``: apply the database migrations, or list their state with ``--status``."""
+"""``atende migrate``: apply the database migrations, or list their state with ``--status``.
+
+Applying also records the config file's tenants and channels (``ATENDE_CONFIG``, when set).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, NoReturn
@@ -14,11 +18,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from atende.config import AtendeConfig
+from channels.config import ChannelsConfig
+from channels.directory import Recorded, record_tenants_and_channels
 from libs.embedded.postgres import EmbeddedPostgres
 from libs.errors import AtendeError
 from libs.migrations import MigrationStatus, apply_migrations, migration_status
 from libs.postgres import describe_dsn, open_connection
 from libs.settings import Settings
+from libs.yaml_config import load_yaml_model
 
 # Migrations may rewrite big tables: no per-statement limit, only the lock wait is bounded.
 _MIGRATION_COMMAND_TIMEOUT_S = None
@@ -35,10 +43,15 @@ def migrate(
         bool, typer.Option("--status", help="List applied and pending migrations; change nothing.")
     ] = False,
 ) -> None:
-    """Apply pending migrations to DATABASE_URL, or to the embedded Postgres when it is unset."""
+    """Apply pending migrations to DATABASE_URL, or to the embedded Postgres when it is unset.
+
+    With ATENDE_CONFIG set, the tenants and channels it declares are then written to the
+    database (a channel it no longer declares is disabled).
+    """
     console = Console()
     try:
         settings = Settings()
+        config = None if status else _config(settings)
         with _database(settings) as dsn:
             # Printed once the work is done, so that a failure is the only line shown.
             if status:
@@ -46,8 +59,12 @@ def migrate(
                 console.print(f"{escape(describe_dsn(dsn))}:", soft_wrap=True)
                 console.print(_status_table(statuses))
             else:
-                summary = _applied_summary(asyncio.run(_apply(dsn)))
-                console.print(f"{escape(describe_dsn(dsn))}: {summary}", soft_wrap=True)
+                applied, recorded = asyncio.run(_apply(dsn, config))
+                console.print(
+                    f"{escape(describe_dsn(dsn))}: {_applied_summary(applied)}", soft_wrap=True
+                )
+                if recorded is not None:
+                    console.print(_recorded_summary(settings, recorded), soft_wrap=True)
     except ValidationError as exc:
         _fail("invalid settings: " + "; ".join(_describe_error(error) for error in exc.errors()))
     except AtendeError as exc:
@@ -64,9 +81,19 @@ def _database(settings: Settings) -> Iterator[str]:
         yield server.dsn
 
 
-async def _apply(dsn: str) -> list[int]:
+def _config(settings: Settings) -> ChannelsConfig | None:
+    """The config file's tenants and channels, when ``ATENDE_CONFIG`` names a file."""
+    if settings.config_path is None:
+        return None
+    return load_yaml_model(settings.config_path, AtendeConfig, os.environ)
+
+
+async def _apply(dsn: str, config: ChannelsConfig | None) -> tuple[list[int], Recorded | None]:
     async with open_connection(dsn, command_timeout_s=_MIGRATION_COMMAND_TIMEOUT_S) as conn:
-        return await apply_migrations(conn)
+        applied = await apply_migrations(conn)
+        if config is None:
+            return applied, None
+        return applied, await record_tenants_and_channels(conn, config)
 
 
 async def _status(dsn: str) -> list[MigrationStatus]:
@@ -79,6 +106,14 @@ def _applied_summary(applied: list[int]) -> str:
         return "up to date, nothing to apply"
     versions = ", ".join(f"{version:04d}" for version in applied)
     return f"applied {len(applied)} migration(s): {versions}"
+
+
+def _recorded_summary(settings: Settings, recorded: Recorded) -> str:
+    where = escape(str(settings.config_path))
+    return (
+        f"{where}: tenants and channels recorded ({recorded.tenants} tenant(s) and "
+        f"{recorded.channels} channel(s) written, {recorded.disabled} channel(s) disabled)"
+    )
 
 
 def _status_table(statuses: list[MigrationStatus]) -> Table:

@@ -6,13 +6,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from libs.streams.delivery import Delivery
+from libs.streams.received import Received
 from libs.streams.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from libs.resources import Resources
 
-Handler = Callable[[Delivery], Awaitable[None]]
+Handler = Callable[[Received], Awaitable[None]]
 HandlerFactory = Callable[["Resources"], Handler]
 
 _NAME_PATTERN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")

@@ -10,8 +10,8 @@ import structlog
 from redis.exceptions import RedisError
 
 from libs.observability.metrics import DEAD_LETTERS
-from libs.streams.delivery import Delivery
 from libs.streams.partitions import StreamPartition
+from libs.streams.received import Received
 from libs.streams.retry import ExhaustedHook
 
 _log = structlog.get_logger("atende.streams")
@@ -119,7 +119,7 @@ class DeadLetterMover:
         where: StreamPartition,
         letter: DeadLetter,
         original: dict[bytes, bytes],
-        delivery: Delivery | None,
+        received: Received | None,
         error: BaseException,
     ) -> bool:
         """Dead-letter one entry we own; return whether it moved.
@@ -151,9 +151,9 @@ class DeadLetterMover:
             attempts=letter.attempts,
             error=f"{letter.error_type}: {letter.error}",
         )
-        if self._on_exhausted is not None and delivery is not None:
+        if self._on_exhausted is not None and received is not None:
             try:
-                await self._on_exhausted(delivery, error)
+                await self._on_exhausted(received, error)
             except Exception:  # noqa: BLE001 - a failing hook must not undo the dead letter
                 _log.exception("retries-exhausted hook failed", entry_id=letter.origin_id)
         return True

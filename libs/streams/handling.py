@@ -16,8 +16,8 @@ from libs.observability.event_context import EventContext, bind_event, unbind_ev
 from libs.observability.tracing import context_of
 from libs.streams.codec import decode_entry, entry_type
 from libs.streams.consumer import Consumer, Handler
-from libs.streams.delivery import Delivery
 from libs.streams.partitions import StreamPartition
+from libs.streams.received import Received
 
 Outcome = Literal["ok", "retry", "dead_letter", "dropped", "skipped"]
 
@@ -35,7 +35,7 @@ class Verdict:
     outcome: Outcome
     error: BaseException | None = None
     delay_ms: int | None = None
-    delivery: Delivery | None = None
+    received: Received | None = None
 
 
 _OK = Verdict("ok")
@@ -80,7 +80,7 @@ class EntryHandler:
                 )
         except EventContractError as exc:
             return Verdict("dead_letter", error=exc)
-        delivery = Delivery(envelope, where.stream, where.partition, entry_id, attempt, self._group)
+        received = Received(envelope, where.stream, where.partition, entry_id, attempt, self._group)
         token = bind_event(
             EventContext(
                 envelope.id,
@@ -93,15 +93,15 @@ class EntryHandler:
         )
         try:
             if self._tracer is None:
-                return await self._judge(INVALID_SPAN, delivery)
-            return await self._judge_in_span(self._tracer, where, delivery, attempt)
+                return await self._judge(INVALID_SPAN, received)
+            return await self._judge_in_span(self._tracer, where, received, attempt)
         finally:
             unbind_event(token)
 
     async def _judge_in_span(
-        self, tracer: trace.Tracer, where: StreamPartition, delivery: Delivery, attempt: int
+        self, tracer: trace.Tracer, where: StreamPartition, received: Received, attempt: int
     ) -> Verdict:
-        envelope = delivery.envelope
+        envelope = received.envelope
         attributes: dict[str, str | int] = {
             "messaging.system": "redis",
             "messaging.destination.name": where.stream,
@@ -118,38 +118,38 @@ class EntryHandler:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            return await self._judge(span, delivery)
+            return await self._judge(span, received)
 
-    async def _judge(self, span: trace.Span, delivery: Delivery) -> Verdict:
+    async def _judge(self, span: trace.Span, received: Received) -> Verdict:
         try:
             if self._timeout_s is None:
-                await self._handler(delivery)
+                await self._handler(received)
             else:
                 async with asyncio.timeout(self._timeout_s):
-                    await self._handler(delivery)
+                    await self._handler(received)
         except RetryLater as signal:
-            return Verdict("retry", error=signal, delay_ms=signal.delay_ms, delivery=delivery)
+            return Verdict("retry", error=signal, delay_ms=signal.delay_ms, received=received)
         except Drop as signal:
             _log.info("entry dropped by handler", reason=str(signal))
-            return Verdict("dropped", delivery=delivery)
+            return Verdict("dropped", received=received)
         except Reject as exc:
             span.set_status(Status(StatusCode.ERROR, str(exc)))
-            return Verdict("dead_letter", error=exc, delivery=delivery)
+            return Verdict("dead_letter", error=exc, received=received)
         except Exception as exc:  # noqa: BLE001 - the loop boundary: every failure is judged
-            return _failed(span, exc, delivery)
+            return _failed(span, exc, received)
         except asyncio.CancelledError as exc:
             if _being_cancelled():
                 raise
             # Nobody cancelled this delivery: something the handler awaited was cancelled.
             # Raised further, it would end the worker and shrink the pool for good.
-            return _failed(span, exc, delivery)
+            return _failed(span, exc, received)
         return _OK
 
 
-def _failed(span: trace.Span, exc: BaseException, delivery: Delivery) -> Verdict:
+def _failed(span: trace.Span, exc: BaseException, received: Received) -> Verdict:
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-    return Verdict("retry", error=exc, delivery=delivery)
+    return Verdict("retry", error=exc, received=received)
 
 
 def _being_cancelled() -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from libs.streams.delivery import Delivery
+    from libs.streams.received import Received
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class ExponentialBackoff:
         return int(half + random.uniform(0, half))
 
 
-ExhaustedHook = Callable[["Delivery", BaseException], Awaitable[None]]
+ExhaustedHook = Callable[["Received", BaseException], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)

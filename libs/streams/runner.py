@@ -16,6 +16,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.registry import EventRegistry
+from libs.errors import AtendeError
 from libs.keys import KeySpace
 from libs.observability.metrics import (
     CONSUMER_METRICS,
@@ -69,7 +70,7 @@ class _Work:
         return self.where, self.entry_id
 
 
-class DeliveriesExhausted(Exception):
+class DeliveriesExhausted(AtendeError):
     """An entry's handler started more often than allowed and never finished.
 
     Its handler kept dying with the process (or the entry was taken from it), so running it
@@ -341,7 +342,7 @@ class ConsumerRunner:
             consumer=self.config.consumer_name,
             attempts=attempt,
         )
-        await self._dead_letters.move(where, letter, work.fields, verdict.delivery, error)
+        await self._dead_letters.move(where, letter, work.fields, verdict.received, error)
         return "dead_letter"
 
     # -- pending entries: retries, reclaim, keep-alive, trimming, pruning --------------------

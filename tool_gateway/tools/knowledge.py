@@ -10,7 +10,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tool_gateway.tool import KnowledgeSearch, Tool, ToolContext, ToolUnavailable
+from memory_manager.knowledge_search import KnowledgeSearch
+from tool_gateway.tool import Tool, ToolContext, ToolUnavailable
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 

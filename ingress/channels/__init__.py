@@ -1,1 +1,0 @@
-"""Channel adapters: inbound verification and normalization, outbound sending, per provider."""
