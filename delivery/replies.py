@@ -1,0 +1,193 @@
+"""Delivering one turn's reply: fenced, sent at most once, stored, and the turn closed.
+
+For each ``agent.ai.response.generated``: the reply is dropped when its token is no longer the
+conversation's (a superseded or resumed turn never speaks); each part is claimed in the outbox
+by ``<reply_id>:<part>`` and sent only by the claim's owner; then the turn closes — handed to
+a human when the reply says so (the messages that waited go with it), else completed, and
+the next turn opens at once when the mailbox holds more (see docs/CONVERSATIONS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from delivery.outbox import Outbox
+from dispatcher.config import ConversationsConfig
+from dispatcher.dispatching import Dispatcher
+from dispatcher.mailbox import Mailbox, MergePolicy, Policy
+from dispatcher.store import DispatcherStore
+from events.envelope import Envelope
+from events.types.agent import AgentResponseGenerated
+from events.types.conversation import HumanHandoffRequested
+from events.types.reply_parts import ReplyPart
+from libs.errors import AtendeError, Reject, RetryLater
+
+_log = structlog.get_logger("atende.delivery")
+
+Publish = Callable[[Envelope[Any]], Awaitable[str]]
+
+
+class SendRefused(AtendeError):
+    """The channel did not take a part; ``retryable`` when sending it later may work."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after_ms: int | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after_ms = retry_after_ms
+
+
+class PartSender(Protocol):
+    """Sends one reply part to one recipient of a channel; returns the provider's ids."""
+
+    async def send_part(
+        self, tenant_id: str, channel_id: str, recipient: str, part: ReplyPart, *, reply_id: str
+    ) -> list[str]:
+        """Send ``part``; raise ``SendRefused`` saying why when the channel does not take it."""
+        ...
+
+
+class CurrentToken(Protocol):
+    """The conversation's current fencing token (``None`` when none is on record)."""
+
+    async def __call__(self, tenant_id: str, conversation_id: str, turn_id: str) -> int | None:
+        """Look it up."""
+        ...
+
+
+Outcome = Literal["sent", "stale", "partly_sent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What delivering one reply did."""
+
+    outcome: Outcome
+    parts_sent: int
+    next_turn: str | None = None
+
+
+class ReplyDelivery:
+    """Delivers replies and closes their turns."""
+
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        sender: PartSender,
+        current_token: CurrentToken,
+        mailbox: Mailbox,
+        dispatcher: Dispatcher,
+        store: DispatcherStore,
+        publish: Publish,
+        config: ConversationsConfig,
+    ) -> None:
+        self._outbox = outbox
+        self._sender = sender
+        self._current_token = current_token
+        self._mailbox = mailbox
+        self._dispatcher = dispatcher
+        self._store = store
+        self._publish = publish
+        self._config = config
+
+    async def deliver(self, envelope: Envelope[AgentResponseGenerated]) -> Delivered:
+        """Deliver one reply event; safe to repeat (nothing is sent twice)."""
+        reply = envelope.payload
+        tenant_id, conversation_id = envelope.tenant_id, envelope.conversation_id
+        current = await self._current_token(tenant_id, conversation_id, reply.turn_id)
+        if current is not None and current != reply.fencing_token:
+            _log.info(
+                "reply of a superseded turn dropped",
+                turn_id=reply.turn_id,
+                token=reply.fencing_token,
+                current=current,
+            )
+            return Delivered("stale", 0)
+        sent = await self._send_parts(envelope)
+        if sent < len(reply.parts):
+            return Delivered("partly_sent", sent)
+        if not reply.closes_turn:
+            return Delivered("sent", sent)
+        next_turn = await self._close(envelope)
+        return Delivered("sent", sent, next_turn)
+
+    async def _send_parts(self, envelope: Envelope[AgentResponseGenerated]) -> int:
+        reply = envelope.payload
+        recipient = envelope.conversation_id.split(":", 1)[1]
+        sent = 0
+        for index, part in enumerate(reply.parts):
+            claim = await self._outbox.claim(
+                envelope.tenant_id,
+                envelope.conversation_id,
+                reply.channel_id,
+                reply_id=f"{reply.reply_id}:{index}",
+                turn_id=reply.turn_id,
+                token=reply.fencing_token,
+                kind=part.kind,
+                body=part.model_dump(mode="json"),
+            )
+            if not claim.mine:
+                if claim.status in ("pending", "failed"):
+                    # Another worker sends it, one died sending it, or it failed for good:
+                    # never twice. The turn's deadline resumes it if nobody finishes it.
+                    return sent
+                sent += 1
+                continue
+            try:
+                ids = await self._sender.send_part(
+                    envelope.tenant_id,
+                    reply.channel_id,
+                    recipient,
+                    part,
+                    reply_id=f"{reply.reply_id}:{index}",
+                )
+            except SendRefused as exc:
+                if exc.retryable:
+                    # The provider did not take it (down, rate limited): send it again later.
+                    await self._outbox.release(envelope.tenant_id, claim.message_id)
+                    raise RetryLater(str(exc), delay_ms=exc.retry_after_ms) from exc
+                await self._outbox.failed(envelope.tenant_id, claim.message_id, str(exc))
+                raise Reject(str(exc)) from exc
+            await self._outbox.sent(envelope.tenant_id, claim.message_id, ids[0] if ids else None)
+            sent += 1
+        return sent
+
+    async def _close(self, envelope: Envelope[AgentResponseGenerated]) -> str | None:
+        reply = envelope.payload
+        conversation = self._mailbox.conversation(envelope.tenant_id, envelope.conversation_id)
+        settings = self._config.settings_for(envelope.tenant_id, reply.channel_id)
+        policy: Policy = "human" if reply.handoff else settings.double_text
+        if reply.handoff:
+            await self._store.assign_to_human(envelope.tenant_id, envelope.conversation_id)
+            await self._store.close_turn(
+                envelope.tenant_id, reply.turn_id, "handed_off", reply.handoff_reason
+            )
+            handoff = HumanHandoffRequested(
+                reason=_slug(reply.handoff_reason),
+                note=reply.handoff_reason,
+                requested_by="agent" if reply.agent_profile else "dispatcher",
+                channel_id=reply.channel_id,
+                turn_id=reply.turn_id,
+                fencing_token=reply.fencing_token,
+            )
+            await self._publish(Envelope.derived(handoff, cause=envelope, role="delivery"))
+        else:
+            await self._store.close_turn(envelope.tenant_id, reply.turn_id, "completed")
+        merge = MergePolicy(settings.merge_window_ms, settings.merge_max_wait_ms)
+        closed = await self._mailbox.close(conversation, reply.fencing_token, policy, merge)
+        if closed.turn is None:
+            return None
+        await self._dispatcher.start(closed.turn, envelope)
+        return closed.turn.turn_id
+
+
+def _slug(reason: str | None) -> str:
+    head = (reason or "handoff").split(":", 1)[0].strip().lower()
+    cleaned = "".join(c if c.isascii() and c.isalnum() else "_" for c in head).strip("_")
+    if not cleaned or not cleaned[0].isalpha():
+        return "handoff"
+    return cleaned[:64]
