@@ -174,7 +174,7 @@ async def test_a_turn_with_a_stale_token_publishes_nothing(
     handler = agent_handler(resources, llm=FAST_LLM)
     stale = handoff(seeded, 1)
     try:
-        with pytest.raises(Drop, match="stale"):
+        with pytest.raises(Drop, match="superseded"):
             await handler(Received(stale, stale.stream, 0, "1-0", 1, "ai-agent"))
     finally:
         await handler.aclose()  # type: ignore[attr-defined]
