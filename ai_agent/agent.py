@@ -132,6 +132,8 @@ class AIAgent:
         chosen = self._deps.models.for_profile(profile)
         reply = await transcript.stored_reply(tenant_id, conversation_id, run.token, run.step)
         if reply is None:
+            if not await transcript.claim_step(tenant_id, conversation_id, run.token, run.step):
+                raise Drop(f"turn {run.turn_id} step {run.step}: another delivery asks the model")
             request = await self._request(cause, history, run, profile, chosen.name)
             await self._extend_deadline(cause, run.token)
             try:

@@ -229,6 +229,21 @@ class TranscriptStore:
         raw = await self._redis.hget(key, f"reply:{token}:{step}")
         return ChatReply.model_validate_json(raw) if raw is not None else None
 
+    async def claim_step(self, tenant_id: str, conversation_id: str, token: int, step: int) -> bool:
+        """Whether this handler asks the model for ``step`` of the run of ``token``.
+
+        Two deliveries of one event (the dispatcher republished it, or a redelivery raced the
+        first) must not both call the model and both answer: the first to claim asks; a
+        claim whose handler died is outlived by the turn's deadline, which resumes the turn
+        under a new token, so claims need no expiry of their own.
+        """
+        key = self.key_of(tenant_id, conversation_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, f"asking:{token}:{step}", "1")
+            pipe.expire(key, self._ttl_s)
+            claimed, _ = await pipe.execute()
+        return bool(claimed)
+
     async def keep_reply(
         self, tenant_id: str, conversation_id: str, token: int, step: int, reply: ChatReply
     ) -> ChatReply:

@@ -99,9 +99,16 @@ class ReplyDelivery:
         reply = envelope.payload
         tenant_id, conversation_id = envelope.tenant_id, envelope.conversation_id
         current = await self._current_token(tenant_id, conversation_id, reply.turn_id)
-        if current is not None and current != reply.fencing_token:
+        conversation = self._mailbox.conversation(tenant_id, conversation_id)
+        open_turn = await self._mailbox.current(conversation)
+        if (
+            (current is not None and current != reply.fencing_token)
+            or open_turn is None
+            or (open_turn.turn_id, open_turn.token) != (reply.turn_id, reply.fencing_token)
+        ):
+            # Superseded, resumed elsewhere, or already answered and closed: never speaks.
             _log.info(
-                "reply of a superseded turn dropped",
+                "reply of a turn no longer open dropped",
                 turn_id=reply.turn_id,
                 token=reply.fencing_token,
                 current=current,
@@ -118,13 +125,18 @@ class ReplyDelivery:
     async def _send_parts(self, envelope: Envelope[AgentResponseGenerated]) -> int:
         reply = envelope.payload
         recipient = envelope.conversation_id.split(":", 1)[1]
+        # A turn speaks once: every reply that closes it claims the turn's own slots, so two
+        # replies of one turn (a fallback racing an answer, say) cannot both go out.
+        claim_base = (
+            f"{reply.turn_id}:{reply.fencing_token}" if reply.closes_turn else reply.reply_id
+        )
         sent = 0
         for index, part in enumerate(reply.parts):
             claim = await self._outbox.claim(
                 envelope.tenant_id,
                 envelope.conversation_id,
                 reply.channel_id,
-                reply_id=f"{reply.reply_id}:{index}",
+                reply_id=f"{claim_base}:{index}",
                 turn_id=reply.turn_id,
                 token=reply.fencing_token,
                 kind=part.kind,

@@ -1,0 +1,129 @@
+"""The whole loop in one process: an inbound message in, exactly one answer out at the app.
+
+Dispatcher, AI agent, tool gateway and delivery run as the worker runs them, on real Redis and
+Postgres; the LLM is the scripted OpenAI-compatible server (real SDK), the channel a local
+generic app that checks signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from atende.composition import build_runners
+from channels.config import ChannelsConfig
+from channels.directory import record_tenants_and_channels
+from consumers.ai_agent import consumer as agent_consumer
+from consumers.delivery import consumer as delivery_consumer
+from consumers.dispatcher import consumer as dispatcher_consumer
+from consumers.tool_gateway import consumer as gateway_consumer
+from dispatcher.config import ConversationsConfig
+from events.catalog import CATALOG
+from events.envelope import Envelope
+from events.types.inbound_content import InboundText
+from events.types.inbox import ContactIdentity, InboxMessageReceived
+from libs.keys import KeySpace
+from libs.resources import Resources
+from libs.streams import ConsumerRunner, Publisher
+from libs.yaml_config import load_yaml_model
+from tests.ai_agent_support import FAST_LLM, settings_for
+from tests.llm_script import Text
+from tests.llm_server import ScriptedOpenAIServer
+from tests.provider_servers import GenericAppServer
+from tests.streams_support import eventually
+from tool_gateway.config import AgentProfilesConfig
+
+TENANT, CHANNEL, CONTACT = "clinic", "app", "contact-9"
+SECRET = "app-secret-for-tests"
+
+
+@dataclass
+class Loop:
+    app: GenericAppServer
+    llm: ScriptedOpenAIServer
+    publisher: Publisher
+    pool: asyncpg.Pool
+
+
+def inbound(seq: int, text: str) -> Envelope[InboxMessageReceived]:
+    return Envelope.new(
+        InboxMessageReceived(
+            channel_id=CHANNEL,
+            provider="generic",
+            provider_message_id=f"msg-{seq}",
+            seq=seq,
+            contact=ContactIdentity(provider_user_id=CONTACT, display_name="Ana"),
+            message=InboundText(text=text),
+            received_at=datetime.now(UTC),
+        ),
+        tenant_id=TENANT,
+        conversation_id=f"{CHANNEL}:{CONTACT}",
+    )
+
+
+@pytest.fixture
+async def loop(
+    redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool, tmp_path: Path
+) -> AsyncIterator[Loop]:
+    async with GenericAppServer(SECRET) as app, ScriptedOpenAIServer() as llm:
+        path = tmp_path / "atende.yaml"
+        path.write_text(
+            f"tenants:\n  - id: {TENANT}\n    channels:\n      - id: {CHANNEL}\n"
+            f"        provider: generic\n        callback_url: {app.callback_url}\n"
+            "        secrets:\n          signing_secret: {env: APP_SECRET}\n"
+        )
+        channels = load_yaml_model(path, ChannelsConfig, {"APP_SECRET": SECRET})
+        async with pg_pool.acquire() as conn:
+            await record_tenants_and_channels(conn, channels)
+        agents = AgentProfilesConfig.model_validate(
+            [{"tenant": TENANT, "profile": "triage", "model": "gpt-test", "provider": "openai"}]
+        )
+        sections = {
+            "tenants": channels,
+            "agents": agents,
+            "conversations": ConversationsConfig(),
+            "llm": FAST_LLM,
+        }
+        settings = settings_for(llm)
+        publisher = Publisher(redis, keys, partitions=settings.stream_partitions)
+        resources = Resources(settings, redis, keys, CATALOG, publisher, pg_pool, sections)
+        consumers = [dispatcher_consumer, agent_consumer, gateway_consumer, delivery_consumer]
+        runners: list[ConsumerRunner] = build_runners(consumers, resources)
+        for runner in runners:
+            await runner.start()
+        try:
+            yield Loop(app, llm, publisher, pg_pool)
+        finally:
+            for runner in runners:
+                await runner.stop()
+            for runner in runners:
+                close = getattr(runner.handler, "aclose", None)
+                if close is not None:
+                    await close()
+
+
+async def test_a_message_gets_exactly_one_answer_at_the_app(loop: Loop) -> None:
+    loop.llm.script(Text("Olá Ana! Temos horários na sexta de manhã."))
+    event = inbound(1, "Oi, vocês têm horário na sexta?")
+    await loop.publisher.publish_many([event, event])  # the same webhook twice
+
+    async def answered() -> bool:
+        status = await loop.pool.fetchval("SELECT status FROM turns LIMIT 1")
+        return bool(status == "completed")
+
+    await eventually(answered, timeout_s=20, what="the turn to be answered and closed")
+    assert len(loop.app.requests) == 1, "one reply reached the app"
+    body = loop.app.requests[0].json()
+    assert body["parts"][0]["text"] == "Olá Ana! Temos horários na sexta de manhã."
+    (request,) = loop.llm.requests
+    assert "Oi, vocês têm horário na sexta?" in request.contents("user")
+    rows = await loop.pool.fetch(
+        "SELECT direction, delivery_status FROM messages ORDER BY direction"
+    )
+    assert [(r["direction"], r["delivery_status"]) for r in rows] == [("in", None), ("out", "sent")]
