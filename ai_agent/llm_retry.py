@@ -15,8 +15,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import structlog
@@ -32,6 +30,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from ai_agent.llm import LLMUnavailable
+from libs.retry_after import parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -54,17 +53,7 @@ def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
     milliseconds = _seconds(headers.get("retry-after-ms"))
     if milliseconds is not None:
         return milliseconds / 1000
-    value = headers.get("retry-after")
-    seconds = _seconds(value)
-    if seconds is not None or value is None:
-        return seconds
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def _seconds(value: str | None) -> float | None:

@@ -17,9 +17,10 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from channels.send_breaker import ChannelBreaker, NoBreaker
-from channels.send_retry import SendRetryPolicy, parse_retry_after
+from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import ChannelCircuitOpen, ProviderUnavailable, SendError
 from libs.errors import CircuitOpen
+from libs.retry_after import parse_retry_after
 
 JSON_CONTENT_TYPE = "application/json"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.send_retry import SendRetryPolicy, parse_retry_after
+from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import ProviderUnavailable, RateLimited, Rejected, SendError
 from channels.text_split import split_text
+from libs.retry_after import parse_retry_after
 from tests.provider_servers import RecordingSleep
 
 NOW = datetime(2025, 10, 21, 7, 28, 0, tzinfo=UTC)
@@ -21,7 +22,7 @@ NOW = datetime(2025, 10, 21, 7, 28, 0, tzinfo=UTC)
         ("0.05", 0.05),
         ("Tue, 21 Oct 2025 07:28:30 GMT", 30.0),
         ("Tue, 21 Oct 2025 07:27:00 GMT", 0.0),  # in the past: retry now
-        ("-5", 0.0),
+        ("-5", None),  # not a delay (RFC 9110): no hint
         ("soon", None),
         ("", None),
         (None, None),
