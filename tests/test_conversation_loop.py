@@ -102,6 +102,8 @@ async def loop(
         publisher = Publisher(redis, keys, partitions=settings.stream_partitions)
         resources = Resources(settings, redis, keys, CATALOG, publisher, pg_pool, sections)
         consumers = [dispatcher_consumer, agent_consumer, gateway_consumer, delivery_consumer]
+        if options.get("without_gateway"):
+            consumers.remove(gateway_consumer)  # tool calls stay pending until the test says
         runners: list[ConsumerRunner] = build_runners(consumers, resources)
         for runner in runners:
             await runner.start()
@@ -225,3 +227,45 @@ async def test_three_quick_messages_with_merge_get_one_answer_that_saw_all_three
     text = sent.json()["parts"][0]["text"]
     assert all(said in text for said in ("oi", "tudo bem?", "quero marcar uma limpeza"))
     assert len(loop.llm.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        {
+            "without_gateway": True,
+            "profile": {"tools": ["knowledge.search"]},
+            "conversations": {"defaults": {"double_text": "interrupt"}},
+        }
+    ],
+    indirect=True,
+)
+async def test_interrupting_a_turn_mid_tool_call_answers_the_latest_state_with_a_valid_history(
+    loop: Loop,
+) -> None:
+    loop.llm.script(
+        ToolCalls(Call("knowledge__search", {"query": "preço"}, id="call-1")),
+        lambda seen: Text("answer to: " + " | ".join(seen.contents("user"))),
+    )
+    await loop.publisher.publish(inbound(1, "quanto custa uma limpeza?"))
+
+    async def asked_for_a_tool() -> bool:
+        return len(loop.llm.requests) == 1
+
+    await eventually(asked_for_a_tool, timeout_s=20, what="the first turn's tool call")
+    await asyncio.sleep(0.3)  # the call is stored and published; its result never comes
+    await loop.publisher.publish(inbound(2, "esquece, quero marcar uma consulta"))
+
+    async def answered() -> bool:
+        return len(loop.app.requests) == 1
+
+    await eventually(answered, timeout_s=20, what="the new turn's answer")
+    await asyncio.sleep(0.5)
+    (sent,) = loop.app.requests
+    assert "esquece, quero marcar uma consulta" in sent.json()["parts"][0]["text"]
+    second = loop.llm.requests[1]
+    tool_results = [m for m in second.messages if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_results] == ["call-1"], "a synthetic result"
+    assert "superseded" in tool_results[0]["content"]
+    statuses = [r["status"] for r in await loop.pool.fetch("SELECT status FROM turns")]
+    assert sorted(statuses) == ["completed", "superseded"]
