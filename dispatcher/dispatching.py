@@ -33,6 +33,11 @@ Publish = Callable[[Envelope[Any]], Awaitable[str]]
 _NO_TURN_KINDS = frozenset({"edit"})
 
 
+def channel_of(conversation_id: str) -> str:
+    """The channel of a conversation: the ingress names it ``<channel id>:<key>``."""
+    return conversation_id.split(":", 1)[0]
+
+
 class Dispatcher:
     """Admits inbound messages and opens, routes and publishes turns."""
 
@@ -73,7 +78,7 @@ class Dispatcher:
             held_by_human=record.status == "human" or None,
         )
         if transition.outcome == "rejected":
-            await self._reject(envelope, transition, settings)
+            await self._reject(envelope, settings)
         elif transition.turn is not None and transition.outcome in (
             "opened",
             "superseded",
@@ -95,7 +100,7 @@ class Dispatcher:
         texts = await self._store.texts(
             conversation.tenant_id, conversation.conversation_id, [m.seq for m in turn.messages]
         )
-        channel_id = conversation.conversation_id.split(":", 1)[0]
+        channel_id = channel_of(conversation.conversation_id)
         settings = settings or self._config.settings_for(conversation.tenant_id, channel_id)
         decision = await self._router.route(conversation.tenant_id, "\n".join(texts), self._clock())
         await self._store.record_turn(
@@ -141,7 +146,7 @@ class Dispatcher:
     async def hand_off_stalled(self, turn: Turn) -> None:
         """A turn ran out of attempts: hand the conversation to a human, with a note."""
         conversation = turn.conversation
-        channel_id = conversation.conversation_id.split(":", 1)[0]
+        channel_id = channel_of(conversation.conversation_id)
         settings = self._config.settings_for(conversation.tenant_id, channel_id)
         attempts = turn.attempt - 1
         reply = AgentResponseGenerated(
@@ -162,10 +167,7 @@ class Dispatcher:
         return kind not in _NO_TURN_KINDS
 
     async def _reject(
-        self,
-        envelope: Envelope[InboxMessageReceived],
-        transition: Transition,
-        settings: ResolvedTurnSettings,
+        self, envelope: Envelope[InboxMessageReceived], settings: ResolvedTurnSettings
     ) -> None:
         # Answered at once, outside the open turn's flow: the reply is fenced by the open
         # turn (dropped if that turn is superseded first) and does not close it.
@@ -182,7 +184,7 @@ class Dispatcher:
             closes_turn=False,
         )
         await self._publish(Envelope.derived(reply, cause=envelope, role="dispatcher"))
-        _log.info("message rejected: a turn is open", turn_id=transition.turn)
+        _log.info("message rejected: a turn is open", turn_id=current.turn_id)
 
     def _envelope(
         self, payload: Any, turn: Turn, cause: Envelope[Any] | None, key: str

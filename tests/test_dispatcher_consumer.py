@@ -202,3 +202,26 @@ async def test_reactions_and_our_own_echoes_start_no_turn(
 
 def _partition() -> int:
     return partition_for(TENANT, f"{CHANNEL}:5511987654321", 4)
+
+
+@pytest.mark.parametrize("running", [{"defaults": {"double_text": "reject"}}], indirect=True)
+async def test_reject_answers_a_double_text_at_once_without_closing_the_open_turn(
+    running: Publisher, redis: aioredis.Redis, keys: KeySpace
+) -> None:
+    await running.publish(inbound(1, "oi"))
+
+    async def routed() -> bool:
+        return len(await turns_routed(redis, keys)) == 1
+
+    await eventually(routed, what="the first turn")
+    await running.publish(inbound(2, "alô?"))
+
+    async def replied() -> bool:
+        return len(await published(redis, keys, AGENT_AI_RESPONSE_GENERATED)) == 1
+
+    await eventually(replied, what="the rejection's reply")
+    (turn,) = await turns_routed(redis, keys)
+    (reply,) = [e.payload for e in await published(redis, keys, AGENT_AI_RESPONSE_GENERATED)]
+    assert (reply.turn_id, reply.fencing_token) == (turn.turn_id, turn.fencing_token)
+    assert not reply.closes_turn
+    assert reply.parts[0].text == ConversationsConfig().settings_for("x", "y").reject_text
