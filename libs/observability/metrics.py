@@ -112,3 +112,10 @@ AI_REQUEST_DURATION = Histogram(
     ["model", "profile"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120),
 )
+
+DELIVERY_STATUSES = Counter(
+    "delivery_statuses_total",
+    "Provider delivery statuses by outcome: applied, stale (late, repeated or after failed), "
+    "unknown (no outbound message of ours has the provider id).",
+    ["status", "outcome"],
+)
