@@ -215,8 +215,9 @@ async def test_a_status_for_an_unknown_message_is_acknowledged_and_writes_nothin
     after = await pg_pool.fetch("SELECT * FROM messages ORDER BY tenant_id, message_id")
     assert after == before
     logged = [json.loads(line) for line in log_lines.getvalue().splitlines()]
-    [entry] = [e for e in logged if e.get("provider_message_id") == "wamid.sent-by-a-person"]
-    assert entry["level"] == "info"
+    mine = [e for e in logged if e.get("provider_message_id") == "wamid.sent-by-a-person"]
+    assert [e["level"] for e in mine] == ["info", "info"], "looked twice, then acknowledged"
+    assert mine[-1]["event"] == "delivery status for a message atende did not send"
 
 
 async def test_the_same_status_twice_changes_the_message_once(
@@ -254,3 +255,55 @@ async def test_racing_statuses_of_one_message_end_at_the_furthest(pg_pool: async
     assert (await stored(pg_pool))[0] == "read"
     assert outcomes.count("applied") <= 2, "sent is stored already: at most delivered, read"
     assert "unknown" not in outcomes
+
+
+async def test_a_status_that_overtakes_the_sends_bookkeeping_is_applied_on_a_second_look(
+    redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool, log_lines: io.StringIO
+) -> None:
+    await seed_tenant(pg_pool, TENANT)
+    await pg_pool.execute(
+        "INSERT INTO messages (tenant_id, message_id, conversation_id, channel_id, direction, "
+        "kind, body, delivery_status) "
+        "VALUES ($1, 'm2', $2, $3, 'out', 'text', '{}', 'pending')",
+        TENANT,
+        CONVERSATION,
+        CHANNEL,
+    )
+    settings = fast_settings(stream_partitions=PARTITIONS, claim_idle_ms=5_000, retry_max_ms=3_000)
+    publisher = Publisher(redis, keys, partitions=PARTITIONS)
+    resources = Resources(settings, redis, keys, CATALOG, publisher, pg_pool, {})
+    runner = ConsumerRunner(
+        status_consumer,
+        status_consumer.handler_factory(resources),
+        redis=redis,
+        keys=keys,
+        registry=CATALOG,
+        config=RunnerConfig.for_consumer(status_consumer, settings),
+    )
+    await runner.start()
+    try:
+        late = status_event("delivered")
+        late = late.model_copy(
+            update={"payload": late.payload.model_copy(update={"provider_message_id": "wamid.new"})}
+        )
+        await publisher.publish(late)
+
+        async def looked_once() -> bool:
+            return "will look again" in log_lines.getvalue()
+
+        await eventually(looked_once, what="the first look to find nothing")
+        # Delivery writes the id the provider gave back (Outbox.sent) only now.
+        await pg_pool.execute(
+            "UPDATE messages SET provider_message_id = 'wamid.new', delivery_status = 'sent' "
+            "WHERE message_id = 'm2'"
+        )
+
+        async def applied() -> bool:
+            status = await pg_pool.fetchval(
+                "SELECT delivery_status FROM messages WHERE message_id = 'm2'"
+            )
+            return bool(status == "delivered")
+
+        await eventually(applied, what="the second look to apply the status")
+    finally:
+        await runner.stop()
