@@ -18,7 +18,6 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from atende.composition import build_runners
 from channels.config import ChannelsConfig
 from channels.directory import record_tenants_and_channels
 from consumers.ai_agent import consumer as agent_consumer
@@ -32,9 +31,10 @@ from events.types.inbound_content import InboundText
 from events.types.inbox import ContactIdentity, InboxMessageReceived
 from libs.keys import KeySpace
 from libs.resources import Resources
-from libs.streams import ConsumerRunner, Publisher
+from libs.streams import Publisher
 from libs.yaml_config import load_yaml_model
 from tests.ai_agent_support import FAST_LLM, settings_for
+from tests.consumer_support import consumers_running
 from tests.llm_script import Call, Text, ToolCalls, server_error
 from tests.llm_server import ScriptedOpenAIServer
 from tests.provider_servers import GenericAppServer
@@ -104,18 +104,8 @@ async def loop(
         consumers = [dispatcher_consumer, agent_consumer, gateway_consumer, delivery_consumer]
         if options.get("without_gateway"):
             consumers.remove(gateway_consumer)  # tool calls stay pending until the test says
-        runners: list[ConsumerRunner] = build_runners(consumers, resources)
-        for runner in runners:
-            await runner.start()
-        try:
+        async with consumers_running(consumers, resources):
             yield Loop(app, llm, publisher, pg_pool)
-        finally:
-            for runner in runners:
-                await runner.stop()
-            for runner in runners:
-                close = getattr(runner.handler, "aclose", None)
-                if close is not None:
-                    await close()
 
 
 async def test_a_message_gets_exactly_one_answer_at_the_app(loop: Loop) -> None:

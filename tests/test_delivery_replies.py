@@ -11,7 +11,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from channels.config import ChannelsConfig
-from consumers.delivery import DeliveryHandler
 from consumers.delivery import consumer as delivery_consumer
 from dispatcher.config import ConversationsConfig
 from dispatcher.mailbox import Mailbox, Turn, WaitingMessage
@@ -23,9 +22,10 @@ from events.types.agent import AgentResponseGenerated
 from events.types.reply_parts import ReplyText
 from libs.keys import KeySpace
 from libs.resources import Resources
-from libs.streams import ConsumerRunner, Publisher, RunnerConfig
+from libs.streams import Publisher
 from libs.streams.codec import decode_entry
 from libs.yaml_config import load_yaml_model
+from tests.consumer_support import consumers_running
 from tests.provider_servers import GenericAppServer
 from tests.streams_support import entries, eventually, fast_settings
 
@@ -79,23 +79,9 @@ async def world(
         publisher = Publisher(redis, keys, partitions=4)
         sections = {"tenants": channels, "conversations": ConversationsConfig()}
         resources = Resources(settings, redis, keys, CATALOG, publisher, pg_pool, sections)
-        handler = delivery_consumer.handler_factory(resources)
-        assert isinstance(handler, DeliveryHandler)
-        runner = ConsumerRunner(
-            delivery_consumer,
-            handler,
-            redis=redis,
-            keys=keys,
-            registry=CATALOG,
-            config=RunnerConfig.for_consumer(delivery_consumer, settings),
-        )
-        await runner.start()
         mailbox = Mailbox(redis, keys, partitions=4, holder="test")
-        try:
+        async with consumers_running([delivery_consumer], resources):
             yield World(app, publisher, mailbox, DispatcherStore(pg_pool), pg_pool)
-        finally:
-            await runner.stop()
-            await handler.aclose()
 
 
 async def open_turn(world: World, seq: int) -> Turn:

@@ -21,7 +21,8 @@ from events.streams import DELIVERY_STATUS_UPDATED
 from events.types.delivery import DeliveryError, DeliveryStatus, DeliveryStatusUpdated
 from libs.keys import KeySpace
 from libs.resources import Resources
-from libs.streams import ConsumerRunner, Publisher, RunnerConfig
+from libs.streams import Publisher
+from tests.consumer_support import consumers_running
 from tests.streams_support import eventually, fast_settings
 
 TENANT, OTHER_TENANT, CHANNEL, CONTACT = "clinic", "bakery", "wa-main", "5511987654321"
@@ -122,19 +123,8 @@ async def running(
     settings = fast_settings(stream_partitions=PARTITIONS, claim_idle_ms=2_000)
     publisher = Publisher(redis, keys, partitions=PARTITIONS)
     resources = Resources(settings, redis, keys, CATALOG, publisher, pg_pool, {})
-    runner = ConsumerRunner(
-        status_consumer,
-        status_consumer.handler_factory(resources),
-        redis=redis,
-        keys=keys,
-        registry=CATALOG,
-        config=RunnerConfig.for_consumer(status_consumer, settings),
-    )
-    await runner.start()
-    try:
+    async with consumers_running([status_consumer], resources):
         yield publisher
-    finally:
-        await runner.stop()
 
 
 async def unsettled(redis: aioredis.Redis, keys: KeySpace) -> int:
@@ -272,16 +262,7 @@ async def test_a_status_that_overtakes_the_sends_bookkeeping_is_applied_on_a_sec
     settings = fast_settings(stream_partitions=PARTITIONS, claim_idle_ms=5_000, retry_max_ms=3_000)
     publisher = Publisher(redis, keys, partitions=PARTITIONS)
     resources = Resources(settings, redis, keys, CATALOG, publisher, pg_pool, {})
-    runner = ConsumerRunner(
-        status_consumer,
-        status_consumer.handler_factory(resources),
-        redis=redis,
-        keys=keys,
-        registry=CATALOG,
-        config=RunnerConfig.for_consumer(status_consumer, settings),
-    )
-    await runner.start()
-    try:
+    async with consumers_running([status_consumer], resources):
         late = status_event("delivered")
         late = late.model_copy(
             update={"payload": late.payload.model_copy(update={"provider_message_id": "wamid.new"})}
@@ -305,5 +286,3 @@ async def test_a_status_that_overtakes_the_sends_bookkeeping_is_applied_on_a_sec
             return bool(status == "delivered")
 
         await eventually(applied, what="the second look to apply the status")
-    finally:
-        await runner.stop()

@@ -22,8 +22,9 @@ from events.types.inbound_content import InboundReaction, InboundText
 from events.types.inbox import ContactIdentity, InboxMessageReceived
 from libs.keys import KeySpace
 from libs.resources import Resources
-from libs.streams import ConsumerRunner, Publisher, RunnerConfig
+from libs.streams import Publisher
 from libs.streams.codec import decode_entry
+from tests.consumer_support import consumers_running
 from tests.streams_support import entries, eventually, fast_settings
 
 TENANT = "clinic"
@@ -80,19 +81,8 @@ async def running(
         pg_pool,
         {"conversations": ConversationsConfig.model_validate(conversations)},
     )
-    runner = ConsumerRunner(
-        dispatcher_consumer,
-        dispatcher_consumer.handler_factory(resources),
-        redis=redis,
-        keys=keys,
-        registry=CATALOG,
-        config=RunnerConfig.for_consumer(dispatcher_consumer, settings),
-    )
-    await runner.start()
-    try:
+    async with consumers_running([dispatcher_consumer], resources):
         yield publisher
-    finally:
-        await runner.stop()
 
 
 async def turns_routed(redis: aioredis.Redis, keys: KeySpace) -> list[Any]:
