@@ -32,6 +32,7 @@ from libs.embedded.postgres_host import (
     is_postmaster_of,
     last_log_line,
     postgres_binaries,
+    reachable_binaries,
     read_postmaster,
     run_as,
     service_account,
@@ -94,8 +95,8 @@ class EmbeddedPostgres:
         """
         if self._postmaster is not None:
             return self.dsn
-        binaries = postgres_binaries()
         account = service_account()
+        binaries = reachable_binaries(postgres_binaries(), account)
         try:
             self._prepare_folders(binaries, account)
         except OSError as exc:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -192,3 +195,29 @@ def last_log_line(log_path: Path) -> str:
     except OSError:
         return "no log"
     return lines[-1].strip() if lines else "no output"
+
+
+def reachable_binaries(binaries: Path, account: Account | None) -> Path:
+    """``binaries``, or a copy of their install the service account can reach.
+
+    A checkout in a private home (root's is 0700) puts the Postgres of the virtualenv where
+    the account that must run it cannot go. Rather than ask to open the home, the install is
+    copied once under the system's temporary folder, named by its path and modification time,
+    and the copy is used; concurrent starts race to a rename, and the loser uses the winner's.
+    """
+    install = binaries.parent
+    if account is None or first_closed_folder(install, account) is None:
+        return binaries
+    stamp = f"{install}:{install.stat().st_mtime_ns}"
+    digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
+    staged = Path(tempfile.gettempdir()) / f"atende-postgres-{digest}"
+    if not staged.is_dir():
+        partial = Path(tempfile.mkdtemp(prefix="atende-postgres-partial-"))
+        try:
+            shutil.copytree(install, partial / "install", symlinks=True)
+            partial.chmod(0o755)
+            with contextlib.suppress(FileExistsError, OSError):
+                os.rename(partial, staged)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return staged / "install" / binaries.name
