@@ -33,6 +33,7 @@ from libs.embedded.postgres_host import (
     last_log_line,
     postgres_binaries,
     reachable_binaries,
+    reachable_cluster_folder,
     read_postmaster,
     run_as,
     service_account,
@@ -52,7 +53,12 @@ _NON_DURABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes":
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL 17+ server with pgvector in ``data_dir`` (cluster in ``data_dir/pgdata``)."""
+    """A PostgreSQL 17+ server with pgvector in ``data_dir`` (cluster in ``data_dir/pgdata``).
+
+    Under root, the server runs as an unprivileged account; when that account cannot enter
+    ``data_dir`` (a private home), the cluster lives in a folder it can enter, named after
+    ``data_dir`` (see ``reachable_cluster_folder``), and ``data_dir/pgdata.location`` says where.
+    """
 
     def __init__(
         self,
@@ -163,13 +169,17 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         if account is None:
             return
-        for needed in (binaries.parent, self.data_dir):
-            blocked = first_closed_folder(needed, account)
-            if blocked is not None:
-                raise EmbeddedServerError(
-                    f"the {SERVICE_ACCOUNT!r} account that runs Postgres cannot enter {blocked}; "
-                    f"allow it (chmod o+x {blocked}) or choose a data folder elsewhere"
-                )
+        blocked = first_closed_folder(binaries.parent, account)
+        if blocked is not None:
+            raise EmbeddedServerError(
+                f"the {SERVICE_ACCOUNT!r} account that runs Postgres cannot enter {blocked}; "
+                f"allow it (chmod o+x {blocked})"
+            )
+        cluster_folder = reachable_cluster_folder(self.data_dir, account)
+        if cluster_folder != self.data_dir:
+            self.pgdata = cluster_folder / "pgdata"
+            # Say where the data went, for whoever looks in the data folder for it.
+            (self.data_dir / "pgdata.location").write_text(f"{self.pgdata}\n")
         if not self.pgdata.exists():
             self.pgdata.mkdir(mode=0o700)
             os.chown(self.pgdata, account.uid, account.gid)

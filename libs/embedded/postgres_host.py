@@ -226,3 +226,35 @@ def reachable_binaries(binaries: Path, account: Account | None) -> Path:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return staged / package.name / install.name / binaries.name
+
+
+def reachable_cluster_folder(data_dir: Path, account: Account) -> Path:
+    """A folder for the cluster of ``data_dir`` that ``account`` may enter, made if needed.
+
+    ``data_dir`` itself when the account can reach it; otherwise (a checkout in a private home)
+    a folder named after ``data_dir`` under ``/var/tmp`` (kept across reboots, unlike
+    ``/tmp``), so the data outlives a restart without asking to open the home. A folder of
+    that name that this process's user does not own, or that others may write, is refused:
+    in a shared folder, someone else could have made it first.
+    """
+    if first_closed_folder(data_dir, account) is None:
+        return data_dir
+    parent = Path("/var/tmp")  # noqa: S108 - owner and mode are checked below
+    if not parent.is_dir() or first_closed_folder(parent, account) is not None:
+        parent = Path(tempfile.gettempdir())
+    digest = hashlib.sha256(os.fsencode(data_dir)).hexdigest()[:16]
+    folder = parent / f"atende-postgres-data-{digest}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o711)
+    info = folder.lstat()
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.geteuid()
+        or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        raise EmbeddedServerError(
+            f"{folder} (where the embedded Postgres keeps the data of {data_dir}, which the "
+            f"{SERVICE_ACCOUNT!r} account cannot enter) is not a folder of this user's that "
+            "only it may write; remove it, or set ATENDE_DATA_DIR to a folder others may enter"
+        )
+    return folder
