@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
 
 from atende.commands import events, kb, migrate, run
@@ -14,6 +17,18 @@ app = typer.Typer(
 )
 for module in (run, migrate, events, kb):
     module.register(app)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Log at DEBUG and show tracebacks of start errors.")
+    ] = False,
+) -> None:
+    """Event-driven backbone for AI customer conversations."""
+    if debug:
+        # Settings are read from the environment by each command, after this runs.
+        os.environ["LOG_LEVEL"] = "DEBUG"
 
 
 def main() -> None:

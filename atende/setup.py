@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from atende.config import AtendeConfig
-from libs.errors import ConfigurationError
+from libs.errors import ConfigurationError, EmbeddedServerError
 from libs.observability.logging import configure_logging
 from libs.observability.tracing import configure_tracing
+from libs.postgres import PostgresUnavailable
 from libs.settings import Settings
 from libs.yaml_config import load_yaml_model
 
@@ -60,12 +64,37 @@ def load_config(path: Path) -> AtendeConfig:
 
 
 @contextmanager
-def refusals_at_start() -> Iterator[None]:
-    """A ``ConfigurationError`` met while starting (the data in Redis does not fit the
-    settings, say) ends the command with its sentence and exit code 2, as invalid settings do.
+def refusals_at_start(settings: Settings) -> Iterator[None]:
+    """What a person can cause or meet while a command starts ends it with one sentence
+    naming what and what to do, and exit code 2: a config or data that does not fit, an
+    embedded server that fails, Redis or Postgres out of reach, the HTTP port taken.
+
+    With ``LOG_LEVEL=DEBUG`` (or ``atende --debug``) the error propagates with its traceback.
     """
     try:
         yield
-    except ConfigurationError as exc:
-        typer.echo(f"atende: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except (ConfigurationError, EmbeddedServerError, PostgresUnavailable) as exc:
+        _refuse(settings, exc, str(exc))
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        _refuse(
+            settings,
+            exc,
+            f"cannot connect to Redis: {str(exc).rstrip('.')}; check REDIS_URL and that the "
+            "server is running (unset REDIS_URL to use the embedded Valkey)",
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        _refuse(
+            settings,
+            exc,
+            f"port {settings.http_port} on {settings.http_host} is already in use; stop what "
+            "listens there or set ATENDE_HTTP_PORT to a free port",
+        )
+
+
+def _refuse(settings: Settings, exc: BaseException, sentence: str) -> None:
+    if settings.log_level == "DEBUG":
+        raise exc
+    typer.echo(f"atende: {sentence}", err=True)
+    raise typer.Exit(2) from None

@@ -50,3 +50,47 @@ def test_invalid_settings_stop_the_command_naming_the_variable(
     assert result.stderr.startswith("atende: invalid settings:")
     assert message in result.stderr
     assert not any(tmp_path.iterdir()), "nothing was started"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"REDIS_URL": "redis://127.0.0.1:1/0"},
+            "atende: cannot connect to Redis: Error 111 connecting to 127.0.0.1:1.",
+        ),
+        (
+            {"ATENDE_HTTP_PORT": "{redis_port}"},
+            "atende: port {redis_port} on 0.0.0.0 is already in use; stop what listens there",
+        ),
+    ],
+    ids=["redis-unreachable", "port-in-use"],
+)
+def test_a_start_error_is_one_sentence_and_exit_code_2(
+    tmp_path: Path, redis_url: str, pg_dsn: str, env: dict[str, str], message: str
+) -> None:
+    redis_port = redis_url.rsplit(":", 1)[1].split("/")[0]
+    variables = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": pg_dsn,
+        "ATENDE_DATA_DIR": str(tmp_path),
+        **{name: value.format(redis_port=redis_port) for name, value in env.items()},
+    }
+    result = atende("worker", "--only", "archive", env=variables)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message.format(redis_port=redis_port))
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback_of_a_start_error(tmp_path: Path, pg_dsn: str) -> None:
+    variables = {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "DATABASE_URL": pg_dsn,
+        "ATENDE_DATA_DIR": str(tmp_path),
+    }
+    result = atende("--debug", "worker", "--only", "archive", env=variables)
+    assert result.returncode != 0
+    assert "ConnectionError" in result.stderr
+    assert "atende: cannot connect" not in result.stderr

@@ -36,7 +36,7 @@ def worker(
     except ConsumerDiscoveryError as exc:
         raise typer.BadParameter(str(exc), param_hint="--only") from None
     config = load_config(settings.config_path) if settings.config_path else None
-    with refusals_at_start(), servers(settings) as urls:
+    with refusals_at_start(settings), servers(settings) as urls:
         asyncio.run(run_worker(settings, urls, consumers, config))
 
 
@@ -47,7 +47,7 @@ def ingress() -> None:
         typer.echo("atende ingress: set ATENDE_CONFIG to the file declaring the channels", err=True)
         raise typer.Exit(2)
     config = load_config(settings.config_path)
-    with refusals_at_start(), servers(settings, postgres=False) as urls:
+    with refusals_at_start(settings), servers(settings, postgres=False) as urls:
         asyncio.run(run_worker(settings, urls, [], config, ingress=True))
 
 
@@ -58,5 +58,5 @@ def dev() -> None:
     """
     settings = configure_process()
     config = load_config(settings.config_path) if settings.config_path else None
-    with refusals_at_start(), servers(settings) as urls:
+    with refusals_at_start(settings), servers(settings) as urls:
         asyncio.run(run_worker(settings, urls, discover(), config, ingress=config is not None))
