@@ -164,7 +164,7 @@ class ReplyDelivery:
                     raise RetryLater(str(exc), delay_ms=exc.retry_after_ms) from exc
                 await self._outbox.failed(envelope.tenant_id, claim.message_id, str(exc))
                 raise Reject(str(exc)) from exc
-            await self._outbox.sent(envelope.tenant_id, claim.message_id, ids[0] if ids else None)
+            await self._outbox.sent(envelope.tenant_id, claim.message_id, ids)
             sent += 1
         return sent
 
