@@ -6,7 +6,7 @@ the environment when the file is loaded, and a missing variable is an error nami
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from limits import parse as parse_rate_limit
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -21,6 +21,22 @@ class StrictModel(BaseModel):
     """A config model: unknown fields are errors, and a loaded config never changes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecipientPace(StrictModel):
+    """How fast messages may follow one another to one recipient of a channel.
+
+    One message every ``interval_ms``, after a first ``burst`` that may leave together (the
+    burst is borrowed from what follows, as WhatsApp counts its pair rate limit); ``interval_ms:
+    0`` turns pacing off. A message whose slot is further than ``max_wait_s`` away is not waited
+    for in the worker: its reply is delivered again when the slot comes.
+    """
+
+    interval_ms: int = Field(ge=0, le=3_600_000, description="Spacing of the messages; 0: off.")
+    burst: int = Field(default=1, ge=1, le=50, description="Messages that may leave at once.")
+    max_wait_s: float = Field(
+        default=10.0, ge=0, le=60, description="Longest wait for a slot inside one send."
+    )
 
 
 class SendingPolicy(StrictModel):
@@ -51,6 +67,11 @@ class SendingPolicy(StrictModel):
     breaker_reset_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="How long an open breaker refuses sends."
     )
+    recipient_pace: RecipientPace | None = Field(
+        default=None,
+        description="Pacing of the messages to one recipient; unset: the provider's documented "
+        "limit (see the provider's channel model).",
+    )
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> Self:
@@ -80,6 +101,14 @@ class ChannelBase(StrictModel):
         default_factory=SendingPolicy,
         description="Timeout, retries and circuit breaker of the replies sent through it.",
     )
+
+    default_recipient_pace: ClassVar[RecipientPace | None] = None
+    """What the provider allows one recipient, when ``sending.recipient_pace`` is unset."""
+
+    def recipient_pace(self) -> RecipientPace | None:
+        """The pace of messages to one recipient; ``None`` when they are not paced."""
+        pace = self.sending.recipient_pace or self.default_recipient_pace
+        return pace if pace is not None and pace.interval_ms > 0 else None
 
     @field_validator("rate_limit")
     @classmethod

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from channels.config import ChannelsConfig
 from channels.sending_errors import SendError
 from delivery.outbox import Outbox
-from delivery.replies import ReplyDelivery, SendRefused
+from delivery.replies import PartSender, ReplyDelivery, SendRefused
 from delivery.senders import OutboundSenders
 from dispatcher.turns import TurnGuard
 from dispatcher.wiring import build_turn_machinery
@@ -71,11 +71,10 @@ class DeliveryHandler:
         await self._parts.aclose()
 
 
-def _build(resources: Resources) -> DeliveryHandler:
+def build_reply_delivery(resources: Resources, parts: PartSender) -> ReplyDelivery:
+    """Reply delivery on ``resources``, sending through ``parts``."""
     turns = build_turn_machinery(resources, "delivery worker")
     assert resources.postgres is not None  # checked by build_turn_machinery
-    channels = resources.section("tenants", ChannelsConfig) or ChannelsConfig(tenants=[])
-    parts = ChannelParts(OutboundSenders(channels, redis=resources.redis, keys=resources.keys))
     guard = TurnGuard(
         resources.postgres,
         resources.redis,
@@ -87,7 +86,7 @@ def _build(resources: Resources) -> DeliveryHandler:
         refs = await guard.lookup(tenant_id, conversation_id, turn_id)
         return await guard.current_token(tenant_id, conversation_id, stored_token=refs.stored_token)
 
-    delivery = ReplyDelivery(
+    return ReplyDelivery(
         outbox=Outbox(resources.postgres),
         sender=parts,
         current_token=current_token,
@@ -97,7 +96,18 @@ def _build(resources: Resources) -> DeliveryHandler:
         publish=resources.publisher.publish,
         config=turns.config,
     )
-    return DeliveryHandler(delivery, parts)
+
+
+def _build(resources: Resources) -> DeliveryHandler:
+    channels = resources.section("tenants", ChannelsConfig) or ChannelsConfig(tenants=[])
+    senders = OutboundSenders(
+        channels,
+        redis=resources.redis,
+        keys=resources.keys,
+        partitions=resources.settings.stream_partitions,
+    )
+    parts = ChannelParts(senders)
+    return DeliveryHandler(build_reply_delivery(resources, parts), parts)
 
 
 consumer = Consumer(

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -163,7 +163,14 @@ async def whatsapp_world(
             await anext(webhooks, None)  # runs the server's clean-up after its yield
 
 
-async def open_turn(world: WhatsAppWorld, seq: int = 1) -> Turn:
+class TurnOpener(Protocol):
+    """What opening a turn needs: the mailbox and the dispatcher's store."""
+
+    mailbox: Mailbox
+    store: DispatcherStore
+
+
+async def open_turn(world: TurnOpener, seq: int = 1) -> Turn:
     """Open a turn over inbound ``seq``, recorded as the dispatcher records it."""
     conversation = world.mailbox.conversation(TENANT, CONVERSATION)
     opened = await world.mailbox.admit(
@@ -194,7 +201,13 @@ def reply(turn: Turn, *parts: ReplyPart, **extra: Any) -> Envelope[AgentResponse
     return Envelope.new(payload, tenant_id=TENANT, conversation_id=CONVERSATION)
 
 
-async def turn_status(world: WhatsAppWorld, turn: Turn) -> str | None:
+class HasPool(Protocol):
+    """A test world with its Postgres pool."""
+
+    pool: asyncpg.Pool
+
+
+async def turn_status(world: HasPool, turn: Turn) -> str | None:
     """The turn's row status (``completed``, ``handed_off``…)."""
     status = await world.pool.fetchval(
         "SELECT status FROM turns WHERE tenant_id = $1 AND turn_id = $2", TENANT, turn.turn_id

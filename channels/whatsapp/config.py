@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, HttpUrl
 
-from channels.base_config import ChannelBase, StrictModel
+from channels.base_config import ChannelBase, RecipientPace, StrictModel
+from channels.send_pacing import WHATSAPP_PAIR_RATE_LIMIT
 from channels.sending_fields import lacking
 from channels.whatsapp.outbound import WhatsAppCloudConfig
 from libs.env_secret import EnvSecret
@@ -22,6 +23,8 @@ class WhatsAppSecrets(StrictModel):
 
 class WhatsAppChannel(ChannelBase):
     """A WhatsApp Business number on the Cloud API."""
+
+    default_recipient_pace: ClassVar[RecipientPace | None] = WHATSAPP_PAIR_RATE_LIMIT
 
     provider: Literal["whatsapp"]
     secrets: WhatsAppSecrets
