@@ -28,7 +28,9 @@ lacks, e.g. ``tenants[0].channels[1].secrets.bot_token: missing; ...``):
 provider      needed to send (optional ones in brackets)
 ============  ==============================================================================
 whatsapp      ``phone_number_id``, ``secrets.access_token``; [``api_base_url``,
-              ``api_version``, ``list_button_label``]
+              ``api_version``, ``list_button_label``, ``window_template`` (``name``,
+              ``language``, ``parameters``: sent instead of a reply outside the 24-hour
+              window; without it such a conversation goes to a human)]
 twilio        ``account_sid``, ``sender`` (``+1555…``, ``whatsapp:+1555…`` or ``MG…``),
               ``secrets.auth_token``; [``whatsapp`` for a WhatsApp messaging service,
               ``status_callback_url`` (default: ``public_url``), ``content_sids`` per

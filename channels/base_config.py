@@ -6,12 +6,14 @@ the environment when the file is loaded, and a missing variable is an error nami
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal, Self
 
 from limits import parse as parse_rate_limit
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from events.types.common import ChannelId, Provider
+from events.types.reply_parts import ReplyTemplate
 
 MiB = 1024 * 1024
 WHATSAPP_MAX_BODY_BYTES = 3 * 1000 * 1000  # what Meta documents as its largest webhook
@@ -37,6 +39,34 @@ class RecipientPace(StrictModel):
     max_wait_s: float = Field(
         default=10.0, ge=0, le=60, description="Longest wait for a slot inside one send."
     )
+
+
+class WindowTemplate(StrictModel):
+    """An approved message template, sent instead of a free-form reply once the channel's
+    customer-service window is closed (the only kind of message the provider then takes)."""
+
+    name: str = Field(
+        min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$", description="Template name."
+    )
+    language: str = Field(
+        pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$", description="Its language, e.g. `pt_BR`."
+    )
+    parameters: tuple[Annotated[str, Field(min_length=1, max_length=1_024)], ...] = Field(
+        default=(), max_length=32, description="Values of the body's placeholders, in order."
+    )
+
+    def as_part(self) -> ReplyTemplate:
+        """The reply part that sends it."""
+        return ReplyTemplate(name=self.name, language=self.language, parameters=self.parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceWindow:
+    """A channel's customer-service window: free-form messages only within ``hours`` of the
+    contact's last message; after it, ``template`` (or, without one, a human)."""
+
+    hours: int
+    template: WindowTemplate | None
 
 
 class SendingPolicy(StrictModel):
@@ -109,6 +139,10 @@ class ChannelBase(StrictModel):
         """The pace of messages to one recipient; ``None`` when they are not paced."""
         pace = self.sending.recipient_pace or self.default_recipient_pace
         return pace if pace is not None and pace.interval_ms > 0 else None
+
+    def service_window(self) -> ServiceWindow | None:
+        """The channel's customer-service window; ``None`` when the provider has none."""
+        return None
 
     @field_validator("rate_limit")
     @classmethod
