@@ -257,3 +257,21 @@ def status_webhook(wamid: str, status: str) -> bytes:
             ],
         }
     ).encode()
+
+
+class ManualClock:
+    """Time that moves only when a sleep asks it to; every sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.t = 1_000.0  # seconds; far from 0 so that "now" is never confused with unset
+        self.sleeps: list[float] = []
+
+    def now_ms(self) -> int | None:
+        return round(self.t * 1000)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.t += seconds

@@ -42,6 +42,7 @@ from tests.delivery_support import (
     CONVERSATION,
     PARTITIONS,
     TENANT,
+    ManualClock,
     channels_config,
     open_turn,
     reply,
@@ -53,24 +54,6 @@ from tests.streams_support import fast_settings
 from tests.webhook_support import PHONE_NUMBER_ID
 
 OTHER = "5521912345678"
-
-
-class ManualClock:
-    """Time that moves only when a sleep asks it to; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.t = 1_000.0  # seconds; far from 0 so that "now" is never confused with unset
-        self.sleeps: list[float] = []
-
-    def now_ms(self) -> int | None:
-        return round(self.t * 1000)
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 3))
-        self.t += seconds
 
 
 class ClockedGraph(WhatsAppGraphServer):
