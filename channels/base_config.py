@@ -6,12 +6,14 @@ the environment when the file is loaded, and a missing variable is an error nami
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal, Self
 
 from limits import parse as parse_rate_limit
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from events.types.common import ChannelId, Provider
+from events.types.reply_parts import ReplyTemplate
 
 MiB = 1024 * 1024
 WHATSAPP_MAX_BODY_BYTES = 3 * 1000 * 1000  # what Meta documents as its largest webhook
@@ -21,6 +23,50 @@ class StrictModel(BaseModel):
     """A config model: unknown fields are errors, and a loaded config never changes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecipientPace(StrictModel):
+    """How fast messages may follow one another to one recipient of a channel.
+
+    One message every ``interval_ms``, after a first ``burst`` that may leave together (the
+    burst is borrowed from what follows, as WhatsApp counts its pair rate limit); ``interval_ms:
+    0`` turns pacing off. A message whose slot is further than ``max_wait_s`` away is not waited
+    for in the worker: its reply is delivered again when the slot comes.
+    """
+
+    interval_ms: int = Field(ge=0, le=3_600_000, description="Spacing of the messages; 0: off.")
+    burst: int = Field(default=1, ge=1, le=50, description="Messages that may leave at once.")
+    max_wait_s: float = Field(
+        default=10.0, ge=0, le=60, description="Longest wait for a slot inside one send."
+    )
+
+
+class WindowTemplate(StrictModel):
+    """An approved message template, sent instead of a free-form reply once the channel's
+    customer-service window is closed (the only kind of message the provider then takes)."""
+
+    name: str = Field(
+        min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$", description="Template name."
+    )
+    language: str = Field(
+        pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$", description="Its language, e.g. `pt_BR`."
+    )
+    parameters: tuple[Annotated[str, Field(min_length=1, max_length=1_024)], ...] = Field(
+        default=(), max_length=32, description="Values of the body's placeholders, in order."
+    )
+
+    def as_part(self) -> ReplyTemplate:
+        """The reply part that sends it."""
+        return ReplyTemplate(name=self.name, language=self.language, parameters=self.parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceWindow:
+    """A channel's customer-service window: free-form messages only within ``hours`` of the
+    contact's last message; after it, ``template`` (or, without one, a human)."""
+
+    hours: int
+    template: WindowTemplate | None
 
 
 class SendingPolicy(StrictModel):
@@ -51,6 +97,11 @@ class SendingPolicy(StrictModel):
     breaker_reset_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="How long an open breaker refuses sends."
     )
+    recipient_pace: RecipientPace | None = Field(
+        default=None,
+        description="Pacing of the messages to one recipient; unset: the provider's documented "
+        "limit (see the provider's channel model).",
+    )
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> Self:
@@ -80,6 +131,18 @@ class ChannelBase(StrictModel):
         default_factory=SendingPolicy,
         description="Timeout, retries and circuit breaker of the replies sent through it.",
     )
+
+    default_recipient_pace: ClassVar[RecipientPace | None] = None
+    """What the provider allows one recipient, when ``sending.recipient_pace`` is unset."""
+
+    def recipient_pace(self) -> RecipientPace | None:
+        """The pace of messages to one recipient; ``None`` when they are not paced."""
+        pace = self.sending.recipient_pace or self.default_recipient_pace
+        return pace if pace is not None and pace.interval_ms > 0 else None
+
+    def service_window(self) -> ServiceWindow | None:
+        """The channel's customer-service window; ``None`` when the provider has none."""
+        return None
 
     @field_validator("rate_limit")
     @classmethod

@@ -21,6 +21,7 @@ from channels.base_config import ChannelBase
 from channels.inbound import InboundAdapter
 from channels.outbound import ChannelSender
 from channels.send_breaker import ChannelBreaker
+from channels.send_pacing import RecipientPacer
 from channels.send_retry import SendRetryPolicy
 from channels.sending_fields import ChannelCannotSend
 from events.types.common import Provider
@@ -34,7 +35,8 @@ S_contra = TypeVar("S_contra", contravariant=True)
 
 
 class SenderClass(Protocol[S_contra]):
-    """A sender's constructor: its settings, the process's HTTP session, breaker and retries."""
+    """A sender's constructor: its settings, the process's HTTP session, breaker, retries and
+    pacing."""
 
     def __call__(
         self,
@@ -44,6 +46,7 @@ class SenderClass(Protocol[S_contra]):
         breaker: ChannelBreaker | None = ...,
         retry: SendRetryPolicy | None = ...,
         timeout_s: float = ...,
+        pacer: RecipientPacer | None = ...,
     ) -> ChannelSender:
         """Build the sender."""
         ...
@@ -59,6 +62,7 @@ class SenderFactory(Protocol):
         breaker: ChannelBreaker | None = ...,
         retry: SendRetryPolicy | None = ...,
         timeout_s: float = ...,
+        pacer: RecipientPacer | None = ...,
     ) -> ChannelSender:
         """Build the sender."""
         ...

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Sequence
 
 from channels.config import ChannelsConfig
-from channels.sending_errors import SendError
+from channels.sending_errors import OutsideMessagingWindow, SendError
 from delivery.outbox import Outbox
-from delivery.replies import ReplyDelivery, SendRefused
+from delivery.replies import PartSender, ReplyDelivery, SendRefused
 from delivery.senders import OutboundSenders
+from delivery.window import ServiceWindows
 from dispatcher.turns import TurnGuard
 from dispatcher.wiring import build_turn_machinery
 from events.streams import AGENT_AI_RESPONSE_GENERATED
@@ -43,7 +44,12 @@ class ChannelParts:
             sent = await sender.send(recipient, parts, reply_id=reply_id)
         except SendError as exc:
             retry_ms = int(exc.retry_after_s * 1000) if exc.retry_after_s is not None else None
-            raise SendRefused(str(exc), retryable=exc.retryable, retry_after_ms=retry_ms) from exc
+            raise SendRefused(
+                str(exc),
+                retryable=exc.retryable,
+                retry_after_ms=retry_ms,
+                window_closed=isinstance(exc, OutsideMessagingWindow),
+            ) from exc
         return [message.provider_message_id for message in sent]
 
     async def aclose(self) -> None:
@@ -71,11 +77,11 @@ class DeliveryHandler:
         await self._parts.aclose()
 
 
-def _build(resources: Resources) -> DeliveryHandler:
+def build_reply_delivery(resources: Resources, parts: PartSender) -> ReplyDelivery:
+    """Reply delivery on ``resources``, sending through ``parts``."""
     turns = build_turn_machinery(resources, "delivery worker")
     assert resources.postgres is not None  # checked by build_turn_machinery
     channels = resources.section("tenants", ChannelsConfig) or ChannelsConfig(tenants=[])
-    parts = ChannelParts(OutboundSenders(channels, redis=resources.redis, keys=resources.keys))
     guard = TurnGuard(
         resources.postgres,
         resources.redis,
@@ -87,7 +93,7 @@ def _build(resources: Resources) -> DeliveryHandler:
         refs = await guard.lookup(tenant_id, conversation_id, turn_id)
         return await guard.current_token(tenant_id, conversation_id, stored_token=refs.stored_token)
 
-    delivery = ReplyDelivery(
+    return ReplyDelivery(
         outbox=Outbox(resources.postgres),
         sender=parts,
         current_token=current_token,
@@ -96,8 +102,20 @@ def _build(resources: Resources) -> DeliveryHandler:
         store=turns.store,
         publish=resources.publisher.publish,
         config=turns.config,
+        windows=ServiceWindows(resources.postgres, channels),
     )
-    return DeliveryHandler(delivery, parts)
+
+
+def _build(resources: Resources) -> DeliveryHandler:
+    channels = resources.section("tenants", ChannelsConfig) or ChannelsConfig(tenants=[])
+    senders = OutboundSenders(
+        channels,
+        redis=resources.redis,
+        keys=resources.keys,
+        partitions=resources.settings.stream_partitions,
+    )
+    parts = ChannelParts(senders)
+    return DeliveryHandler(build_reply_delivery(resources, parts), parts)
 
 
 consumer = Consumer(

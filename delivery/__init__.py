@@ -4,5 +4,7 @@ It will hold the whole path of a reply: the fencing check (``dispatcher.turns.Tu
 superseded turn never speaks), the idempotent send through the channel's outbound sender
 (``channels``; a redelivered reply never sends twice), splitting and pacing the parts,
 WhatsApp's 24-hour window, typing indicators, closing the turn, and the hand-off to a human.
-Today it holds the senders built from the config file (``delivery.senders``).
+Modules: ``replies`` (fence, claim, send, close), ``outbox`` (claims and every provider id
+of a sent part), ``statuses`` (provider statuses per chunk and message), ``senders`` (the
+paced senders built from the config file) and ``window`` (WhatsApp's 24-hour window).
 """

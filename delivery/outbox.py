@@ -29,9 +29,19 @@ _EXISTING = """
 SELECT message_id, delivery_status FROM messages WHERE tenant_id = $1 AND reply_id = $2
 """
 
+# The message keeps its first provider id; every id, the first included, gets a row of its own
+# in message_provider_ids, so a status of any chunk of a split part finds the message.
 _SENT = """
-UPDATE messages SET delivery_status = 'sent', provider_message_id = $3, updated_at = now()
-WHERE tenant_id = $1 AND message_id = $2 AND delivery_status = 'pending'
+WITH sent AS (
+    UPDATE messages SET delivery_status = 'sent', provider_message_id = ($3::text[])[1],
+                        updated_at = now()
+    WHERE tenant_id = $1 AND message_id = $2 AND delivery_status = 'pending'
+    RETURNING tenant_id, channel_id, message_id
+)
+INSERT INTO message_provider_ids (tenant_id, channel_id, provider_message_id, message_id, chunk)
+SELECT sent.tenant_id, sent.channel_id, ids.id, sent.message_id, ids.ord - 1
+FROM sent, unnest($3::text[]) WITH ORDINALITY AS ids(id, ord)
+ON CONFLICT DO NOTHING
 """
 
 _FAILED = """
@@ -86,9 +96,10 @@ class Outbox:
         assert row is not None  # the conflicting row exists: replies are never deleted
         return ReplyClaim(row["message_id"], mine=False, status=row["delivery_status"])
 
-    async def sent(self, tenant_id: str, message_id: str, provider_message_id: str | None) -> None:
-        """Record that the provider accepted the message."""
-        await self._pool.execute(_SENT, tenant_id, message_id, provider_message_id)
+    async def sent(self, tenant_id: str, message_id: str, provider_message_ids: list[str]) -> None:
+        """Record that the provider accepted the message, as ``provider_message_ids`` (one per
+        provider message it became, in sending order; none when the provider gives no id)."""
+        await self._pool.execute(_SENT, tenant_id, message_id, provider_message_ids)
 
     async def release(self, tenant_id: str, message_id: str) -> None:
         """Give a claim back after a send the provider refused to take (so it was not sent):

@@ -4,18 +4,21 @@ For each ``agent.ai.response.generated``: the reply is dropped when its token is
 conversation's (a superseded or resumed turn never speaks); each part is claimed in the outbox
 by ``<reply_id>:<part>`` and sent only by the claim's owner; then the turn closes — handed to
 a human when the reply says so (the messages that waited go with it), else completed, and
-the next turn opens at once when the mailbox holds more (see docs/CONVERSATIONS.md).
+the next turn opens at once when the mailbox holds more (see docs/CONVERSATIONS.md). On a
+channel with a customer-service window (WhatsApp), a reply the window no longer lets through
+becomes the channel's template, or a handoff to a human when it has none (``delivery.window``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import structlog
 
 from delivery.outbox import Outbox
+from delivery.window import OUTSIDE_WINDOW_REASON, ServiceWindows
 from dispatcher.config import ConversationsConfig
 from dispatcher.dispatching import Dispatcher
 from dispatcher.mailbox import Mailbox, MergePolicy, Policy
@@ -32,12 +35,29 @@ Publish = Callable[[Envelope[Any]], Awaitable[str]]
 
 
 class SendRefused(AtendeError):
-    """The channel did not take a part; ``retryable`` when sending it later may work."""
+    """The channel did not take a part; ``retryable`` when sending it later may work, and
+    ``window_closed`` when the provider said its customer-service window is closed."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after_ms: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after_ms: int | None = None,
+        window_closed: bool = False,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after_ms = retry_after_ms
+        self.window_closed = window_closed
+
+
+class _WindowClosed(AtendeError):
+    """The provider refused a part as outside its window, after ``sent`` parts went out."""
+
+    def __init__(self, message: str, sent: int) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class PartSender(Protocol):
@@ -58,7 +78,7 @@ class CurrentToken(Protocol):
         ...
 
 
-Outcome = Literal["sent", "stale", "partly_sent"]
+Outcome = Literal["sent", "stale", "partly_sent", "handed_off"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +104,10 @@ class ReplyDelivery:
         store: DispatcherStore,
         publish: Publish,
         config: ConversationsConfig,
+        windows: ServiceWindows | None = None,
     ) -> None:
         self._outbox = outbox
+        self._windows = windows
         self._sender = sender
         self._current_token = current_token
         self._mailbox = mailbox
@@ -114,15 +136,29 @@ class ReplyDelivery:
                 current=current,
             )
             return Delivered("stale", 0)
-        sent = await self._send_parts(envelope)
-        if sent < len(reply.parts):
+        parts: Sequence[ReplyPart] | None = reply.parts
+        if self._windows is not None:
+            parts = await self._windows.parts_to_send(tenant_id, conversation_id, reply)
+        if parts is None:
+            # Outside the window, no template to send: nothing reaches the contact, a human does.
+            next_turn = await self._close(envelope, handoff_reason=OUTSIDE_WINDOW_REASON)
+            return Delivered("handed_off", 0, next_turn)
+        try:
+            sent = await self._send_parts(envelope, parts)
+        except _WindowClosed as closed:
+            # The provider knows better than our clock: a human takes over, as above.
+            next_turn = await self._close(envelope, handoff_reason=OUTSIDE_WINDOW_REASON)
+            return Delivered("handed_off", closed.sent, next_turn)
+        if sent < len(parts):
             return Delivered("partly_sent", sent)
         if not reply.closes_turn:
             return Delivered("sent", sent)
         next_turn = await self._close(envelope)
         return Delivered("sent", sent, next_turn)
 
-    async def _send_parts(self, envelope: Envelope[AgentResponseGenerated]) -> int:
+    async def _send_parts(
+        self, envelope: Envelope[AgentResponseGenerated], parts: Sequence[ReplyPart]
+    ) -> int:
         reply = envelope.payload
         recipient = envelope.conversation_id.split(":", 1)[1]
         # A turn speaks once: every reply that closes it claims the turn's own slots, so two
@@ -131,7 +167,7 @@ class ReplyDelivery:
             f"{reply.turn_id}:{reply.fencing_token}" if reply.closes_turn else reply.reply_id
         )
         sent = 0
-        for index, part in enumerate(reply.parts):
+        for index, part in enumerate(parts):
             claim = await self._outbox.claim(
                 envelope.tenant_id,
                 envelope.conversation_id,
@@ -163,30 +199,39 @@ class ReplyDelivery:
                     await self._outbox.release(envelope.tenant_id, claim.message_id)
                     raise RetryLater(str(exc), delay_ms=exc.retry_after_ms) from exc
                 await self._outbox.failed(envelope.tenant_id, claim.message_id, str(exc))
+                if exc.window_closed:
+                    raise _WindowClosed(str(exc), sent) from exc
                 raise Reject(str(exc)) from exc
-            await self._outbox.sent(envelope.tenant_id, claim.message_id, ids[0] if ids else None)
+            await self._outbox.sent(envelope.tenant_id, claim.message_id, ids)
             sent += 1
         return sent
 
-    async def _close(self, envelope: Envelope[AgentResponseGenerated]) -> str | None:
+    async def _close(
+        self, envelope: Envelope[AgentResponseGenerated], *, handoff_reason: str | None = None
+    ) -> str | None:
+        """Close the turn; ``handoff_reason`` hands it to a human even if the reply did not."""
         reply = envelope.payload
         conversation = self._mailbox.conversation(envelope.tenant_id, envelope.conversation_id)
         settings = self._config.settings_for(envelope.tenant_id, reply.channel_id)
-        policy: Policy = "human" if reply.handoff else settings.double_text
-        if reply.handoff:
+        handoff = reply.handoff or handoff_reason is not None
+        reason = handoff_reason or reply.handoff_reason
+        policy: Policy = "human" if handoff else settings.double_text
+        # Delivery's own handoffs (a closed window) follow the conversation's rules, as the
+        # dispatcher's do; the contract has no separate value for them.
+        asked_by_agent = bool(reply.agent_profile) and handoff_reason is None
+        requester: Literal["agent", "dispatcher"] = "agent" if asked_by_agent else "dispatcher"
+        if handoff:
             await self._store.assign_to_human(envelope.tenant_id, envelope.conversation_id)
-            await self._store.close_turn(
-                envelope.tenant_id, reply.turn_id, "handed_off", reply.handoff_reason
-            )
-            handoff = HumanHandoffRequested(
-                reason=_slug(reply.handoff_reason),
-                note=reply.handoff_reason,
-                requested_by="agent" if reply.agent_profile else "dispatcher",
+            await self._store.close_turn(envelope.tenant_id, reply.turn_id, "handed_off", reason)
+            handoff_event = HumanHandoffRequested(
+                reason=_slug(reason),
+                note=reason,
+                requested_by=requester,
                 channel_id=reply.channel_id,
                 turn_id=reply.turn_id,
                 fencing_token=reply.fencing_token,
             )
-            await self._publish(Envelope.derived(handoff, cause=envelope, role="delivery"))
+            await self._publish(Envelope.derived(handoff_event, cause=envelope, role="delivery"))
         else:
             await self._store.close_turn(envelope.tenant_id, reply.turn_id, "completed")
         merge = MergePolicy(settings.merge_window_ms, settings.merge_max_wait_ms)

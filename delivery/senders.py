@@ -4,7 +4,8 @@
 raises ``ChannelCannotSend`` naming every field sending still needs; ``sending_problems``
 reports those for a whole file (a channel may receive webhooks without being able to answer),
 and ``OutboundSenders`` builds one sender per channel that can send, each with its own shared
-breaker and the retry policy of its ``sending`` section.
+breaker, the retry policy of its ``sending`` section and its pacing per recipient (the
+channel's ``sending.recipient_pace``, else its provider's documented limit) kept in Redis.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from channels.outbound import ChannelSender
 from channels.provider import SenderFactory
 from channels.registry import PROVIDERS
 from channels.send_breaker import channel_breaker
+from channels.send_pacing import PaceClock, RecipientPacer, RedisRecipientPacer
 from channels.send_retry import SendRetryPolicy
 from channels.sending_fields import ChannelCannotSend
 from libs.errors import AtendeError
@@ -72,10 +74,14 @@ def build_sender(
     session: aiohttp.ClientSession,
     redis: aioredis.Redis,
     keys: KeySpace,
+    partitions: int = 1,
+    pace_clock: PaceClock | None = None,
 ) -> ChannelSender:
-    """A ready sender for ``channel`` of ``tenant``, with its shared breaker and retries.
+    """A ready sender for ``channel`` of ``tenant``, with its shared breaker, retries and pacing.
 
-    Raises ``ChannelCannotSend`` (naming the tenant) when the channel lacks a sending field.
+    ``partitions`` is the stream partition count (pacing keys carry the conversation's
+    partition tag). Raises ``ChannelCannotSend`` (naming the tenant) when the channel lacks a
+    sending field.
     """
     try:
         factory = prepare_sender(channel)
@@ -89,15 +95,35 @@ def build_sender(
         fail_max=policy.breaker_fail_max,
         reset_timeout_s=policy.breaker_reset_timeout_s,
     )
-    return factory(session, breaker=breaker, retry=retry_policy(policy), timeout_s=policy.timeout_s)
+    pace = channel.recipient_pace()
+    pacer: RecipientPacer | None = None
+    if pace is not None:
+        pacer = RedisRecipientPacer(
+            redis,
+            keys,
+            tenant_id=tenant.id,
+            channel_id=channel.id,
+            pace=pace,
+            partitions=partitions,
+            clock=pace_clock,
+        )
+    return factory(
+        session,
+        breaker=breaker,
+        retry=retry_policy(policy),
+        timeout_s=policy.timeout_s,
+        pacer=pacer,
+    )
 
 
 class OutboundSenders:
     """The sender of every configured channel, built once on entry, found by tenant and channel.
 
     Without a ``session`` it opens its own ``aiohttp.ClientSession`` and closes it on exit; a
-    given session stays open. A channel that cannot send is kept with its problems, so a reply
-    through it fails saying what to configure rather than that the channel is unknown.
+    given session stays open. ``partitions`` (the stream partition count) places each pacing
+    key under its conversation's partition tag; ``pace_clock`` lets tests move time by hand.
+    A channel that cannot send is kept with its problems, so a reply through it fails saying
+    what to configure rather than that the channel is unknown.
     """
 
     def __init__(
@@ -107,8 +133,12 @@ class OutboundSenders:
         redis: aioredis.Redis,
         keys: KeySpace,
         session: aiohttp.ClientSession | None = None,
+        partitions: int = 1,
+        pace_clock: PaceClock | None = None,
     ) -> None:
         self._config = config
+        self._partitions = partitions
+        self._pace_clock = pace_clock
         self._redis = redis
         self._keys = keys
         self._session = session
@@ -128,7 +158,13 @@ class OutboundSenders:
                 key = (tenant.id, channel.id)
                 try:
                     self._senders[key] = build_sender(
-                        tenant, channel, session=session, redis=self._redis, keys=self._keys
+                        tenant,
+                        channel,
+                        session=session,
+                        redis=self._redis,
+                        keys=self._keys,
+                        partitions=self._partitions,
+                        pace_clock=self._pace_clock,
                     )
                 except ChannelCannotSend as exc:
                     self._unable[key] = exc

@@ -50,11 +50,14 @@ VALUES ($1, $2, $3, 'in', $4, $5, $6, $7::jsonb, $8)
 ON CONFLICT DO NOTHING
 """
 
-# Was this provider message id one we sent? Then it is our own message echoed back.
+# Was this provider message id one we sent (any chunk of a split part)? Then it is our own
+# message echoed back.
 _OUR_OWN = """
 SELECT EXISTS (SELECT 1 FROM messages
                WHERE tenant_id = $1 AND channel_id = $2 AND provider_message_id = $3
                  AND direction = 'out')
+    OR EXISTS (SELECT 1 FROM message_provider_ids
+               WHERE tenant_id = $1 AND channel_id = $2 AND provider_message_id = $3)
 """
 
 _SUPERSEDE = """

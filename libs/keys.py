@@ -79,3 +79,7 @@ class KeySpace:
         """Sorted set of a partition's conversations waiting out a merge window or a gap in
         ``seq``, by when they may go on."""
         return f"{self.namespace}:wake-due:{hash_tag(partition)}"
+
+    def pace(self, partition: int, tenant_id: str, conversation_id: str) -> str:
+        """When the next outbound message to a conversation's recipient may leave (pacing)."""
+        return f"{self.namespace}:pace:{hash_tag(partition)}:{tenant_id}:{conversation_id}"

@@ -22,6 +22,7 @@ from channels.http_sender import HttpSender
 from channels.outbound import SentMessage
 from channels.provider_http import ProviderReply, ProviderRequest, json_body
 from channels.send_breaker import ChannelBreaker
+from channels.send_pacing import RecipientPacer
 from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import SendError, error_for_status
 from channels.timestamped_hmac import sign
@@ -63,8 +64,11 @@ class GenericSender(HttpSender[GenericConfig]):
         retry: SendRetryPolicy | None = None,
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        pacer: RecipientPacer | None = None,
     ) -> None:
-        super().__init__(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
+        super().__init__(
+            config, session, breaker=breaker, retry=retry, timeout_s=timeout_s, pacer=pacer
+        )
         self._secret = config.signing_secret.encode()
         self._clock = clock
 

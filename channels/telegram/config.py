@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import HttpUrl
 
-from channels.base_config import ChannelBase, StrictModel
+from channels.base_config import ChannelBase, RecipientPace, StrictModel
 from channels.sending_fields import lacking
 from channels.telegram.outbound import TelegramConfig
 from libs.env_secret import EnvSecret
@@ -21,6 +21,12 @@ class TelegramSecrets(StrictModel):
 
 class TelegramChannel(ChannelBase):
     """A Telegram bot."""
+
+    # Telegram's bot FAQ: no more than about one message per second to one chat, short bursts
+    # tolerated before 429s begin.
+    default_recipient_pace: ClassVar[RecipientPace | None] = RecipientPace(
+        interval_ms=1_000, burst=3
+    )
 
     provider: Literal["telegram"]
     secrets: TelegramSecrets

@@ -80,10 +80,11 @@ class TelegramSender(HttpSender[TelegramConfig]):
         """Send each part to the chat ``recipient`` (a chat id or ``@channelusername``)."""
 
         async def send_part(index: int, part: ReplyPart) -> list[str]:
-            return [
-                await self._call(method, {"chat_id": recipient, **fields}, reply_id)
-                for method, fields in self._calls(index, part)
-            ]
+            async def post(call: Call) -> str:
+                method, fields = call
+                return await self._call(method, {"chat_id": recipient, **fields}, reply_id)
+
+            return await self._paced(recipient, self._calls(index, part), post)
 
         return await send_in_order(parts, reply_id, send_part)
 

@@ -6,13 +6,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, HttpUrl
 
-from channels.base_config import ChannelBase, StrictModel
+from channels.base_config import ChannelBase, RecipientPace, StrictModel
+from channels.send_pacing import WHATSAPP_PAIR_RATE_LIMIT
 from channels.sending_fields import lacking
 from channels.twilio.outbound import TwilioConfig
 from libs.env_secret import EnvSecret
 
 TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=512)]
 ContentSid = Annotated[str, Field(pattern=r"^HX[0-9a-fA-F]{32}$")]
+
+
+SMS_PACE = RecipientPace(interval_ms=1_000, burst=3)
 
 
 class TwilioSecrets(StrictModel):
@@ -48,6 +52,14 @@ class TwilioChannel(ChannelBase):
         "one cannot be sent.",
     )
     api_base_url: HttpUrl = HttpUrl("https://api.twilio.com")
+
+    def recipient_pace(self) -> RecipientPace | None:
+        """WhatsApp's pair rate limit when the channel sends WhatsApp; for SMS, one message a
+        second (what a long code sends, Twilio queueing what exceeds a number's MPS)."""
+        if self.sending.recipient_pace is not None:
+            return super().recipient_pace()
+        whatsapp = self.whatsapp or (self.sender or "").startswith("whatsapp:")
+        return WHATSAPP_PAIR_RATE_LIMIT if whatsapp else SMS_PACE
 
 
 def account_id(channel: TwilioChannel) -> str | None:

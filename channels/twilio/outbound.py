@@ -28,6 +28,7 @@ from channels.provider_http import (
     ProviderRequest,
 )
 from channels.send_breaker import ChannelBreaker
+from channels.send_pacing import RecipientPacer
 from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import (
     OutsideMessagingWindow,
@@ -104,8 +105,11 @@ class TwilioSender(HttpSender[TwilioConfig]):
         breaker: ChannelBreaker | None = None,
         retry: SendRetryPolicy | None = None,
         timeout_s: float = 10.0,
+        pacer: RecipientPacer | None = None,
     ) -> None:
-        super().__init__(config, session, breaker=breaker, retry=retry, timeout_s=timeout_s)
+        super().__init__(
+            config, session, breaker=breaker, retry=retry, timeout_s=timeout_s, pacer=pacer
+        )
         credentials = f"{config.account_sid}:{config.auth_token}".encode()
         self._authorization = f"Basic {base64.b64encode(credentials).decode()}"
 
@@ -119,10 +123,10 @@ class TwilioSender(HttpSender[TwilioConfig]):
         """
 
         async def send_part(index: int, part: ReplyPart) -> list[str]:
-            return [
-                await self._post(recipient, fields, reply_id)
-                for fields in self._messages(index, part)
-            ]
+            async def post(fields: Form) -> str:
+                return await self._post(recipient, fields, reply_id)
+
+            return await self._paced(recipient, self._messages(index, part), post)
 
         return await send_in_order(parts, reply_id, send_part)
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, HttpUrl
 
-from channels.base_config import ChannelBase, StrictModel
+from channels.base_config import (
+    ChannelBase,
+    RecipientPace,
+    ServiceWindow,
+    StrictModel,
+    WindowTemplate,
+)
+from channels.send_pacing import WHATSAPP_PAIR_RATE_LIMIT
 from channels.sending_fields import lacking
 from channels.whatsapp.outbound import WhatsAppCloudConfig
 from libs.env_secret import EnvSecret
+
+# Free-form messages reach a contact only within 24 hours of their last message; after that
+# only an approved template does (error 131047).
+CUSTOMER_SERVICE_WINDOW_HOURS = 24
 
 
 class WhatsAppSecrets(StrictModel):
@@ -22,6 +33,8 @@ class WhatsAppSecrets(StrictModel):
 
 class WhatsAppChannel(ChannelBase):
     """A WhatsApp Business number on the Cloud API."""
+
+    default_recipient_pace: ClassVar[RecipientPace | None] = WHATSAPP_PAIR_RATE_LIMIT
 
     provider: Literal["whatsapp"]
     secrets: WhatsAppSecrets
@@ -39,6 +52,16 @@ class WhatsAppChannel(ChannelBase):
         max_length=20,
         description="Label of the button that opens a list (replies with over three choices).",
     )
+    window_template: WindowTemplate | None = Field(
+        default=None,
+        description="Approved template sent instead of a reply when the contact's last message "
+        "is over 24 hours old (WhatsApp's customer-service window); without one, such a "
+        "conversation is handed to a human instead.",
+    )
+
+    def service_window(self) -> ServiceWindow:
+        """WhatsApp's 24-hour customer-service window, opened by the contact's last message."""
+        return ServiceWindow(CUSTOMER_SERVICE_WINDOW_HOURS, self.window_template)
 
 
 def account_id(channel: WhatsAppChannel) -> str | None:

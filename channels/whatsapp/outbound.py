@@ -80,7 +80,11 @@ class WhatsAppCloudSender(HttpSender[WhatsAppCloudConfig]):
 
         async def send_part(index: int, part: ReplyPart) -> list[str]:
             messages = contents(part, list_button_label=self._config.list_button_label)
-            return [await self._post(recipient, content, reply_id) for content in messages]
+
+            async def post(content: dict[str, Any]) -> str:
+                return await self._post(recipient, content, reply_id)
+
+            return await self._paced(recipient, messages, post)
 
         return await send_in_order(parts, reply_id, send_part)
 
