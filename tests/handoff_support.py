@@ -146,10 +146,14 @@ async def running_world(
     provider: Provider,
     contact: str,
     extra_consumers: Sequence[Consumer] = (),
+    loop_consumers: Sequence[Consumer] = LOOP_CONSUMERS,
     conversations: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
 ) -> AsyncIterator[World]:
-    """Run the loop's workers (and ``extra_consumers``) for a tenant with one channel."""
+    """Run the loop's workers (and ``extra_consumers``) for a tenant with one channel.
+
+    ``loop_consumers`` replaces the loop's own (leave the agent out to answer for it).
+    """
     async with AsyncExitStack() as stack:
         llm = await stack.enter_async_context(ScriptedOpenAIServer())
         path = tmp_path / "atende.yaml"
@@ -169,7 +173,7 @@ async def running_world(
         settings = settings_for(llm)
         publisher = Publisher(redis, keys, partitions=settings.stream_partitions)
         resources = Resources(settings, redis, keys, CATALOG, publisher, pool, sections)
-        consumers = [*LOOP_CONSUMERS, *extra_consumers]
+        consumers = [*loop_consumers, *extra_consumers]
         await stack.enter_async_context(consumers_running(consumers, resources))
         yield World(
             channel_id, provider, contact, llm, publisher, pool, redis, keys, settings,

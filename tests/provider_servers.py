@@ -353,6 +353,25 @@ class ChatwootServer(ProviderServer):
         }
         return web.json_response(message)
 
+    def statuses(self, conversation_id: int) -> list[str]:
+        """Every status the conversation was toggled to, in order."""
+        return [
+            request.json()["status"]
+            for request in self.requests
+            if request.path.endswith("/toggle_status")
+            and request.match["conversation_id"] == str(conversation_id)
+        ]
+
+    def messages(self, conversation_id: int, *, private: bool) -> list[str]:
+        """The content of every message created in the conversation: notes, or the others."""
+        return [
+            request.json().get("content", "")
+            for request in self.requests
+            if request.path.endswith("/messages")
+            and request.match["conversation_id"] == str(conversation_id)
+            and bool(request.json().get("private")) is private
+        ]
+
 
 class GenericAppServer(ProviderServer):
     """An app on the generic channel: checks the signature and the timestamp's age."""
