@@ -1,11 +1,13 @@
-"""Human handoffs (conversation.handoff.human): open the conversation for the people taking it
-over, with a note (``delivery.handoff``)."""
+"""Human handoffs and their end (conversation.handoff.human): open the conversation for the
+people taking it over, with a note (``delivery.handoff``); hand it back to the AI when the
+channel says the humans are done (``dispatcher.assignment``, as the command line does)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import asyncpg
+import structlog
 
 from channels.config import ChannelsConfig
 from channels.sending_errors import SendError
@@ -13,17 +15,20 @@ from delivery.capabilities import ChannelCapabilities
 from delivery.handoff import HumanTakeover
 from delivery.outbox import Outbox
 from delivery.senders import OutboundSenders
-from dispatcher.assignment import HumanStretches
+from dispatcher.assignment import ConversationNotFound, ConversationRelease, HumanStretches
 from dispatcher.config import ConversationsConfig
+from dispatcher.mailbox import Mailbox
 from events.envelope import Envelope
 from events.streams import CONVERSATION_HANDOFF_HUMAN
-from events.types.conversation import HumanHandoffRequested
+from events.types.conversation import ConversationReleased, HumanHandoffRequested
 from events.types.reply_parts import ReplyText
 from libs.errors import ConfigurationError, Reject, RetryLater
 from libs.resources import Resources
 from libs.streams import Consumer, Received
+from libs.streams.config import consumer_instance_name
 from memory_manager.facts import list_facts
 
+_log = structlog.get_logger("atende.delivery")
 _FACTS_IN_NOTE = 20
 
 
@@ -36,8 +41,10 @@ class HandoffHandler:
         config: ConversationsConfig,
         capabilities: ChannelCapabilities,
         senders: OutboundSenders,
+        mailbox: Mailbox,
     ) -> None:
         self._pool = pool
+        self._release_to_ai = ConversationRelease(pool, mailbox)
         self._capabilities = capabilities
         self._senders = senders
         self._senders_open = False
@@ -53,8 +60,11 @@ class HandoffHandler:
 
     async def __call__(self, received: Received) -> None:
         envelope = received.envelope
+        if isinstance(envelope.payload, ConversationReleased):
+            await self._release(envelope)
+            return
         if not isinstance(envelope.payload, HumanHandoffRequested):
-            raise Reject(f"expected a handoff, got {envelope.type}")
+            raise Reject(f"expected a handoff or its release, got {envelope.type}")
         try:
             await self._takeover.take_over(envelope)
         except SendError as exc:
@@ -62,6 +72,17 @@ class HandoffHandler:
                 delay = int(exc.retry_after_s * 1000) if exc.retry_after_s is not None else None
                 raise RetryLater(str(exc), delay_ms=delay) from exc
             raise Reject(str(exc)) from exc
+
+    async def _release(self, envelope: Envelope[ConversationReleased]) -> None:
+        try:
+            await self._release_to_ai.release(
+                envelope.tenant_id,
+                envelope.conversation_id,
+                released_by=envelope.payload.released_by,
+            )
+        except ConversationNotFound:
+            # Resolved in the channel's tool before atende ever stored a message of it.
+            _log.info("release of a conversation atende never held; nothing to do")
 
     async def _notice(
         self, envelope: Envelope[HumanHandoffRequested], text: str, *, reply_id: str
@@ -128,13 +149,24 @@ def _build(resources: Resources) -> HandoffHandler:
     config = resources.section("conversations", ConversationsConfig) or ConversationsConfig()
     capabilities = ChannelCapabilities(channels, redis=resources.redis, keys=resources.keys)
     senders = OutboundSenders(channels, redis=resources.redis, keys=resources.keys)
-    return HandoffHandler(resources.postgres, config, capabilities, senders)
+    mailbox = Mailbox(
+        resources.redis,
+        resources.keys,
+        partitions=resources.settings.stream_partitions,
+        holder=consumer_instance_name(),
+        turn_ttl_ms=int(config.turn_deadline_s * 1000),
+        gap_wait_ms=config.gap_wait_ms,
+    )
+    return HandoffHandler(resources.postgres, config, capabilities, senders, mailbox)
 
 
 consumer = Consumer(
     name="handoff",
     streams=(CONVERSATION_HANDOFF_HUMAN,),
     handler_factory=_build,
-    accepts={CONVERSATION_HANDOFF_HUMAN: frozenset({1})},
+    accepts={
+        HumanHandoffRequested.event_type: frozenset({1}),
+        ConversationReleased.event_type: frozenset({1}),
+    },
     tags=frozenset({"postgres"}),
 )

@@ -57,6 +57,7 @@ class World:
     settings: Settings
     redis_url: str
     dsn: str
+    channels: ChannelsConfig
 
     @property
     def conversation_id(self) -> str:
@@ -177,5 +178,5 @@ async def running_world(
         await stack.enter_async_context(consumers_running(consumers, resources))
         yield World(
             channel_id, provider, contact, llm, publisher, pool, redis, keys, settings,
-            redis_url, dsn,
+            redis_url, dsn, channels,
         )  # fmt: skip
