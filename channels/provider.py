@@ -68,6 +68,11 @@ class TypingIndicator(Protocol):
     """Shows the contact that an answer is being written (and marks their message read where
     the provider does both in one call). What lacks it, skips it."""
 
+    @property
+    def lasts_s(self) -> float:
+        """How long the provider shows the indicator after one call."""
+        ...
+
     async def send_typing(self, recipient: str, *, message_id: str | None) -> None:
         """Show the indicator to ``recipient``; ``message_id`` is the contact's last message."""
         ...

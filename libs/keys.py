@@ -79,3 +79,7 @@ class KeySpace:
         """Sorted set of a partition's conversations waiting out a merge window or a gap in
         ``seq``, by when they may go on."""
         return f"{self.namespace}:wake-due:{hash_tag(partition)}"
+
+    def typing_due(self, partition: int) -> str:
+        """Sorted set of a partition's open turns whose typing indicator is due a refresh."""
+        return f"{self.namespace}:typing-due:{hash_tag(partition)}"
