@@ -111,6 +111,7 @@ class HumanTakeover:
             tenant_id,
             conversation_id,
             event_id=envelope.id,
+            occurred_at=envelope.occurred_at,
             reason=handoff.reason,
             requested_by=handoff.requested_by,
         )

@@ -38,11 +38,14 @@ RETURNING handoff_id
 """
 
 # The stretch the event opened, named by the event; a second event in the same stretch (or
-# one that comes after the release) finds no row of its own.
+# one that comes after the release) finds no row of its own. A stretch that began after the
+# event (a late redelivery of an earlier stretch's event) is not its own either; the minute
+# of slack covers the skew between the worker's clock and the database's.
 _CLAIM_STRETCH = """
 UPDATE handoffs SET event_id = $3, reason = $4, requested_by = $5
 WHERE tenant_id = $1 AND conversation_id = $2 AND ended_at IS NULL
   AND (event_id IS NULL OR event_id = $3)
+  AND started_at <= $6::timestamptz + interval '1 minute'
 RETURNING handoff_id, agents_notified_at, started_at
 """
 
@@ -119,13 +122,14 @@ class HumanStretches:
         conversation_id: str,
         *,
         event_id: str,
+        occurred_at: datetime,
         reason: str,
         requested_by: str,
     ) -> Stretch | None:
         """The open stretch this handoff event began, now named by it; ``None`` when the
         conversation was released meanwhile or the stretch belongs to another event."""
         row = await self._pool.fetchrow(
-            _CLAIM_STRETCH, tenant_id, conversation_id, event_id, reason, requested_by
+            _CLAIM_STRETCH, tenant_id, conversation_id, event_id, reason, requested_by, occurred_at
         )
         if row is None:
             return None

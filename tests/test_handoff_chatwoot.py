@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from consumers.handoff import consumer as handoff_consumer
+from dispatcher.assignment import HumanStretches
+from dispatcher.store import DispatcherStore
 from events.catalog import CATALOG
 from events.partitions import partition_for
 from events.streams import CONVERSATION_HANDOFF_HUMAN
@@ -152,3 +155,75 @@ async def test_a_redelivered_handoff_event_posts_no_second_note(
 
 async def _count(items: list[str], expected: int) -> bool:
     return len(items) == expected
+
+
+async def test_each_human_stretch_gets_its_note_and_an_old_event_redelivered_gets_none(
+    world: tuple[World, ChatwootServer],
+) -> None:
+    loop, chatwoot = world
+    await loop.say(1, "quero falar com um atendente")
+    await eventually(
+        lambda: _count(chatwoot.messages(CONVERSATION, private=True), 1),
+        timeout_s=20,
+        what="the first note",
+    )
+    partition = partition_for(TENANT, loop.conversation_id, loop.settings.stream_partitions)
+    stream = loop.keys.stream(CONVERSATION_HANDOFF_HUMAN, partition)
+    ((_id, fields),) = await entries(loop.redis, stream)
+    first_handoff = decode_entry(CATALOG, fields)
+    released = await loop.cli("conversations", "release", loop.conversation_id)
+    assert released.exit_code == 0, released.output
+
+    await loop.say(2, "preciso de um humano de novo")
+    await eventually(
+        lambda: _count(chatwoot.messages(CONVERSATION, private=True), 2),
+        timeout_s=20,
+        what="the second stretch's note",
+    )
+    await loop.publisher.publish(first_handoff)  # a late redelivery of the first stretch's
+
+    async def read_three() -> bool:
+        groups = await loop.redis.xinfo_groups(stream)
+        return any(g["name"] == b"handoff" and g["entries-read"] == 3 for g in groups)
+
+    await eventually(read_three, what="the old event to be read again")
+    await asyncio.sleep(0.2)
+    assert len(chatwoot.messages(CONVERSATION, private=True)) == 2
+    stretches = await loop.pool.fetch(
+        "SELECT event_id, released_by FROM handoffs ORDER BY started_at"
+    )
+    assert [row["released_by"] for row in stretches] == ["operator", None]
+    assert stretches[0]["event_id"] == first_handoff.id
+    assert stretches[1]["event_id"] != first_handoff.id
+
+
+async def test_a_stretch_that_began_after_an_event_is_not_that_events(
+    world: tuple[World, ChatwootServer],
+) -> None:
+    loop, _chatwoot = world
+    loop.llm.script(Text("Olá!"))
+    await loop.say(1, "oi")
+    stretches = HumanStretches(loop.pool)
+    await DispatcherStore(loop.pool).assign_to_human(TENANT, loop.conversation_id)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+
+    old = await stretches.claim(
+        TENANT,
+        loop.conversation_id,
+        event_id="0190-old-event",
+        occurred_at=long_ago,
+        reason="asked_for_human",
+        requested_by="agent",
+    )
+    own = await stretches.claim(
+        TENANT,
+        loop.conversation_id,
+        event_id="0190-new-event",
+        occurred_at=datetime.now(UTC),
+        reason="asked_for_human",
+        requested_by="agent",
+    )
+
+    assert old is None
+    assert own is not None
+    assert not own.agents_notified
