@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from atende.commands import events, kb, migrate, run
+from atende.commands import conversations, events, kb, migrate, run
 
 app = typer.Typer(
     name="atende",
@@ -15,7 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for module in (run, migrate, events, kb):
+for module in (run, migrate, events, kb, conversations):
     module.register(app)
 
 

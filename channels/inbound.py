@@ -4,7 +4,8 @@ An inbound adapter is built once per configured channel (secrets already resolve
 webhook the ingress calls ``verify`` on the raw request, then ``parse``; it never looks inside
 the provider's payload itself. Everything the adapter returns becomes exactly one event:
 ``InboundMessage`` → ``inbox.message.received``, ``InboundStatus`` →
-``delivery.status.updated``, each appended atomically with its ``dedup_key`` claimed.
+``delivery.status.updated``, ``InboundRelease`` → ``conversation.handoff.released``, each
+appended atomically with its ``dedup_key`` claimed.
 """
 
 from __future__ import annotations
@@ -108,7 +109,22 @@ class InboundStatus:
     provider_timestamp: datetime | None = None
 
 
-Inbound = InboundMessage | InboundStatus
+@dataclass(frozen=True, slots=True)
+class InboundRelease:
+    """The provider's people are done with a conversation (a Chatwoot agent resolved it): it
+    goes back to the AI.
+
+    ``status`` is the provider's word for it (``resolved``); ``dedup_key`` names this one
+    change, from signed content, e.g. ``"resolved:{conversation}:{updated_at}"``.
+    """
+
+    conversation_key: str
+    dedup_key: str
+    status: str
+    provider_timestamp: datetime | None = None
+
+
+Inbound = InboundMessage | InboundStatus | InboundRelease
 
 
 class InboundAdapter(Protocol):

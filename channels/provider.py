@@ -68,6 +68,63 @@ class SenderFactory(Protocol):
         ...
 
 
+class TypingIndicator(Protocol):
+    """Shows the contact that an answer is being written (and marks their message read where
+    the provider does both in one call). What lacks it, skips it."""
+
+    @property
+    def lasts_s(self) -> float:
+        """How long the provider shows the indicator after one call."""
+        ...
+
+    async def send_typing(self, recipient: str, *, message_id: str | None) -> None:
+        """Show the indicator to ``recipient``; ``message_id`` is the contact's last message."""
+        ...
+
+
+class AgentInbox(Protocol):
+    """A provider where people answer too (Chatwoot): a conversation handed to a human is
+    opened for them there, with a note only they see."""
+
+    async def open_for_agents(self, recipient: str, note: str, *, note_id: str) -> None:
+        """Open conversation ``recipient`` for agents and leave them ``note``."""
+        ...
+
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class CapabilityClass(Protocol[S_contra, T_co]):
+    """A capability's constructor, called like a sender's: settings, session, policies."""
+
+    def __call__(
+        self,
+        config: S_contra,
+        session: aiohttp.ClientSession,
+        *,
+        breaker: ChannelBreaker | None = ...,
+        retry: SendRetryPolicy | None = ...,
+        timeout_s: float = ...,
+    ) -> T_co:
+        """Build it."""
+        ...
+
+
+class CapabilityFactory(Protocol[T_co]):
+    """A capability whose settings are checked, waiting for the session and policies."""
+
+    def __call__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        breaker: ChannelBreaker | None = ...,
+        retry: SendRetryPolicy | None = ...,
+        timeout_s: float = ...,
+    ) -> T_co:
+        """Build it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookDoc:
     """A provider's webhook as ``/openapi.json`` describes it.
@@ -120,7 +177,8 @@ class ChannelProvider(Generic[C, S]):
     ``sender`` builds the sender from them. ``account_id`` is the provider's own id of the
     account the channel is (WhatsApp's ``phone_number_id``, the Telegram bot's id, the Twilio
     number, the Chatwoot inbox), recorded in the ``channels`` table; ``None`` when the config
-    does not say it.
+    does not say it. ``typing`` and ``agent_inbox`` are what a provider may also do
+    (``TypingIndicator``, ``AgentInbox``), built from the same settings; ``None`` when it cannot.
     """
 
     name: Provider
@@ -131,6 +189,8 @@ class ChannelProvider(Generic[C, S]):
     account_id: Callable[[C], str | None]
     webhook: WebhookDoc
     handshake: Handshake[C] | None = field(default=None)
+    typing: CapabilityClass[S, TypingIndicator] | None = field(default=None)
+    agent_inbox: CapabilityClass[S, AgentInbox] | None = field(default=None)
 
     def __post_init__(self) -> None:
         declared = get_args(self.config_model.model_fields["provider"].annotation)
@@ -143,9 +203,29 @@ class ChannelProvider(Generic[C, S]):
 
     def prepare_sender(self, channel: C) -> SenderFactory:
         """The channel's sender, once given a session; ``ChannelCannotSend`` names what lacks."""
+        return functools.partial(self.sender, self._settings(channel))
+
+    def prepare_typing(self, channel: C) -> CapabilityFactory[TypingIndicator] | None:
+        """The channel's typing indicator; ``None`` when the provider has none.
+
+        Raises ``ChannelCannotSend`` as ``prepare_sender`` does.
+        """
+        if self.typing is None:
+            return None
+        return functools.partial(self.typing, self._settings(channel))
+
+    def prepare_agent_inbox(self, channel: C) -> CapabilityFactory[AgentInbox] | None:
+        """Where the channel's conversations open for human agents; ``None`` when nowhere.
+
+        Raises ``ChannelCannotSend`` as ``prepare_sender`` does.
+        """
+        if self.agent_inbox is None:
+            return None
+        return functools.partial(self.agent_inbox, self._settings(channel))
+
+    def _settings(self, channel: C) -> S:
         try:
-            settings = self.sending_config(channel)
+            return self.sending_config(channel)
         except ValueError as exc:  # the sender settings' own checks, e.g. a malformed token
             what = str(exc).removeprefix(f"{channel.provider} channel '{channel.id}': ")
             raise ChannelCannotSend(channel, [("", what)]) from None
-        return functools.partial(self.sender, settings)

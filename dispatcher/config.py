@@ -60,6 +60,10 @@ class TurnSettings(_Strict):
     merge_max_wait_ms: int | None = Field(default=None, ge=0, le=300_000)
     reject_text: str | None = Field(default=None, min_length=1, max_length=1_000)
     handoff_text: str | None = Field(default=None, min_length=1, max_length=1_000)
+    handoff_notice: bool | None = Field(
+        default=None,
+        description="Tell the contact handoff_text when a handoff itself said nothing.",
+    )
     reactions_start_turns: bool | None = None
 
 
@@ -71,6 +75,7 @@ class ResolvedTurnSettings(_Strict):
     merge_max_wait_ms: int = 6_000
     reject_text: str = "Um momento, ainda estou respondendo a sua mensagem anterior."
     handoff_text: str = "Vou chamar uma pessoa da equipe para continuar o atendimento."
+    handoff_notice: bool = True
     reactions_start_turns: bool = False
 
 

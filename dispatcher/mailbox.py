@@ -144,6 +144,7 @@ class Mailbox:
         self._close = redis.register_script(mailbox_scripts.CLOSE)
         self._resume = redis.register_script(mailbox_scripts.RESUME)
         self._extend = redis.register_script(mailbox_scripts.EXTEND)
+        self._release = redis.register_script(mailbox_scripts.RELEASE)
 
     def conversation(self, tenant_id: str, conversation_id: str) -> ConversationRef:
         """The reference of a conversation, with its partition."""
@@ -202,6 +203,13 @@ class Mailbox:
     async def extend(self, conversation: ConversationRef, token: int) -> bool:
         """Push the open turn's deadline a turn TTL from now; ``False`` if not its token."""
         return bool(await self._run(self._extend, conversation, token))
+
+    async def release(self, conversation: ConversationRef) -> int:
+        """Forget what waits for a conversation a human held; return how many messages (not
+        tombstones) were dropped. Its next new message opens a turn at once."""
+        reply = await self._run(self._release, conversation, 0)
+        assert isinstance(reply, list)
+        return int(reply[0])
 
     async def current(self, conversation: ConversationRef) -> Turn | None:
         """The conversation's open turn (without its messages), if one is open."""

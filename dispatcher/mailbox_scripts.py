@@ -287,3 +287,24 @@ end
 redis.call('SET', KEYS[3], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 1
 """
+
+# Hand the conversation back to the AI (``dispatcher.assignment``). What waits in the mailbox
+# arrived while a human held the conversation and is theirs: it is dropped (tombstones, and any
+# message a gap kept back from the hand-off), ``next`` moves past it, and gaps and seqs given up
+# on are forgotten, so the next new message opens a turn at once and no message of the human
+# stretch is answered. An open turn is left alone (it closes, or is resumed, as usual).
+# Replies {messages dropped, next}.
+RELEASE = """
+local waiting = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local dropped = 0
+for i = 1, #waiting, 2 do
+  if not cjson.decode(waiting[i])['skip'] then dropped = dropped + 1 end
+end
+local nxt = tonumber(redis.call('HGET', KEYS[2], 'next') or '1')
+if #waiting > 0 then nxt = math.max(nxt, tonumber(waiting[#waiting]) + 1) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], 'next', nxt)
+redis.call('HDEL', KEYS[2], 'gap_since', 'first_waiting', 'skipped')
+redis.call('ZREM', KEYS[6], ARGV[5])
+return {dropped, nxt}
+"""

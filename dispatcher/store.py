@@ -86,6 +86,12 @@ WHERE tenant_id = $1 AND conversation_id = $2 AND direction = 'in' AND seq = ANY
 """
 
 
+_OPEN_STRETCH = """
+INSERT INTO handoffs (tenant_id, conversation_id) VALUES ($1, $2)
+ON CONFLICT (tenant_id, conversation_id) WHERE ended_at IS NULL DO NOTHING
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class InboundRecord:
     """Where the conversation stands once the message is stored."""
@@ -205,14 +211,21 @@ class DispatcherStore:
     async def assign_to_human(
         self, tenant_id: str, conversation_id: str, assigned_to: str = "human"
     ) -> None:
-        """Mark the conversation a human's: no AI turn until it is released."""
-        await self._pool.execute(
-            "UPDATE conversations SET status = 'human', assigned_to = $3, updated_at = now() "
-            "WHERE tenant_id = $1 AND conversation_id = $2",
-            tenant_id,
-            conversation_id,
-            assigned_to,
-        )
+        """Mark the conversation a human's: no AI turn until it is released.
+
+        The human stretch (a ``handoffs`` row) opens in the same transaction, once however
+        often this is repeated; ``dispatcher.assignment`` closes it on release.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            assigned = await conn.fetchval(
+                "UPDATE conversations SET status = 'human', assigned_to = $3, updated_at = now() "
+                "WHERE tenant_id = $1 AND conversation_id = $2 RETURNING true",
+                tenant_id,
+                conversation_id,
+                assigned_to,
+            )
+            if assigned:
+                await conn.execute(_OPEN_STRETCH, tenant_id, conversation_id)
 
 
 def _body(event: InboxMessageReceived) -> dict[str, Any]:

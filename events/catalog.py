@@ -10,6 +10,7 @@ from events.registry import EventRegistry
 from events.streams import ALL_STREAMS
 from events.types import (
     AgentResponseGenerated,
+    ConversationReleased,
     DeliveryStatusUpdated,
     HumanHandoffRequested,
     InboxMessageReceived,
@@ -28,6 +29,7 @@ CATALOG: Final = EventRegistry(
         ToolCallCompleted,
         MemoryUpdateRequested,
         HumanHandoffRequested,
+        ConversationReleased,
         DeliveryStatusUpdated,
     ]
 )

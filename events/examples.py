@@ -14,6 +14,7 @@ from events.ids import derived_event_id
 from events.types import (
     AgentResponseGenerated,
     ContactIdentity,
+    ConversationReleased,
     DeliveryStatusUpdated,
     Fact,
     HumanHandoffRequested,
@@ -165,6 +166,16 @@ _EXAMPLES: dict[tuple[str, int], tuple[int, int | None, EventPayload]] = {
                 channel_id="wa-main",
                 turn_id=_TURN,
                 fencing_token=42,
+            ),
+        ),
+        (
+            9,
+            None,
+            ConversationReleased(
+                channel_id="wa-main",
+                released_by="channel",
+                status="resolved",
+                provider_timestamp=_START + timedelta(minutes=20),
             ),
         ),
     ]

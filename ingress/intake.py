@@ -133,8 +133,11 @@ def _log_appended(submissions: list[Submission], outcomes: list[Outcome]) -> Non
             events=len(appended) - duplicates,
             duplicates=duplicates,
             refused=len(results) - len(appended),
+            # A release names a conversation, not a message.
             provider_message_ids=[
-                request.envelope.payload.provider_message_id for request in requests
+                request.envelope.payload.provider_message_id
+                for request in requests
+                if hasattr(request.envelope.payload, "provider_message_id")
             ],
             conversation_ids=sorted({request.envelope.conversation_id for request in requests}),
         )

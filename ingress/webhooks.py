@@ -22,13 +22,14 @@ from channels.inbound import (
     JSON,
     Inbound,
     InboundMessage,
+    InboundRelease,
     PayloadInvalid,
     SignatureInvalid,
     WebhookRequest,
 )
 from channels.inbound_json import field_path
 from events.envelope import Envelope
-from events.types import DeliveryStatusUpdated, InboxMessageReceived
+from events.types import ConversationReleased, DeliveryStatusUpdated, InboxMessageReceived
 from events.types.common import Provider
 from ingress import problems
 from ingress.append import SEQ_MARKER, Appended, AppendRequest, InboundAppender
@@ -238,10 +239,17 @@ def _event(
 ) -> AppendRequest:
     config = channel.config
     key = item.conversation_key or "-"
-    payload: InboxMessageReceived | DeliveryStatusUpdated
+    payload: InboxMessageReceived | DeliveryStatusUpdated | ConversationReleased
     if isinstance(item, InboundMessage):
         payload = inbox_payload(
             item, channel_id=config.id, provider=config.provider, received_at=received_at
+        )
+    elif isinstance(item, InboundRelease):
+        payload = ConversationReleased(
+            channel_id=config.id,
+            released_by="channel",
+            status=item.status,
+            provider_timestamp=item.provider_timestamp,
         )
     else:
         payload = DeliveryStatusUpdated(

@@ -83,3 +83,7 @@ class KeySpace:
     def pace(self, partition: int, tenant_id: str, conversation_id: str) -> str:
         """When the next outbound message to a conversation's recipient may leave (pacing)."""
         return f"{self.namespace}:pace:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
+
+    def typing_due(self, partition: int) -> str:
+        """Sorted set of a partition's open turns whose typing indicator is due a refresh."""
+        return f"{self.namespace}:typing-due:{hash_tag(partition)}"

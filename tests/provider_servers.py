@@ -168,8 +168,11 @@ class WhatsAppGraphServer(ProviderServer):
         return web.json_response(scripted.body, status=scripted.status)
 
     def accept(self, request: Recorded) -> web.Response:
-        """Checks the message's envelope and answers with a ``wamid``."""
+        """Checks the message's envelope and answers with a ``wamid``; a read receipt (with
+        its typing indicator) is answered ``success``."""
         body = request.json()
+        if body.get("status") == "read":
+            return self.accept_read(request, body)
         kind = body.get("type")
         valid = (
             request.match["phone_number_id"] == self.phone_number_id
@@ -186,6 +189,28 @@ class WhatsAppGraphServer(ProviderServer):
             "messages": [{"id": f"wamid.HBgM{next(self._ids):06d}"}],
         }
         return web.json_response(answer)
+
+    def accept_read(self, request: Recorded, body: dict[str, Any]) -> web.Response:
+        """Mark a message read (and show typing): needs the message's wamid."""
+        typing = body.get("typing_indicator")
+        valid = (
+            request.match["phone_number_id"] == self.phone_number_id
+            and body.get("messaging_product") == "whatsapp"
+            and isinstance(body.get("message_id"), str)
+            and (typing is None or typing == {"type": "text"})
+        )
+        if not valid:
+            scripted = graph_error(100, "(#100) Invalid parameter")
+            return web.json_response(scripted.body, status=scripted.status)
+        return web.json_response({"success": True})
+
+    def typing_calls(self) -> list[str]:
+        """The message id of every typing indicator asked for, in order."""
+        return [
+            request.json()["message_id"]
+            for request in self.requests
+            if request.json().get("typing_indicator") is not None
+        ]
 
 
 def twilio_error(code: int, message: str, *, status: int = 400) -> Scripted:
@@ -288,6 +313,8 @@ class TelegramBotServer(ProviderServer):
     def accept(self, request: Recorded) -> web.Response:
         """Checks the method's required fields and answers with the sent message."""
         body = request.json()
+        if request.match["method"] == "sendChatAction":
+            return self.accept_chat_action(body)
         required = _TELEGRAM_FILE_FIELDS.get(request.match["method"])
         if required is None:
             scripted = telegram_error(404, "Not Found")
@@ -301,6 +328,22 @@ class TelegramBotServer(ProviderServer):
             "date": int(time.time()),
         }
         return web.json_response({"ok": True, "result": message})
+
+    def accept_chat_action(self, body: dict[str, Any]) -> web.Response:
+        """``sendChatAction``: a chat and a known action, answered ``result: true``."""
+        actions = {"typing", "upload_photo", "record_voice", "upload_document", "choose_sticker"}
+        if "chat_id" not in body or body.get("action") not in actions:
+            scripted = telegram_error(400, "Bad Request: wrong parameter action in request")
+            return web.json_response(scripted.body, status=scripted.status)
+        return web.json_response({"ok": True, "result": True})
+
+    def chat_actions(self) -> list[tuple[str, str]]:
+        """Every (chat id, action) asked for, in order."""
+        return [
+            (str(request.json()["chat_id"]), request.json()["action"])
+            for request in self.requests
+            if request.path.endswith("/sendChatAction")
+        ]
 
 
 class ChatwootServer(ProviderServer):
@@ -352,6 +395,25 @@ class ChatwootServer(ProviderServer):
             "conversation_id": conversation_id,
         }
         return web.json_response(message)
+
+    def statuses(self, conversation_id: int) -> list[str]:
+        """Every status the conversation was toggled to, in order."""
+        return [
+            request.json()["status"]
+            for request in self.requests
+            if request.path.endswith("/toggle_status")
+            and request.match["conversation_id"] == str(conversation_id)
+        ]
+
+    def messages(self, conversation_id: int, *, private: bool) -> list[str]:
+        """The content of every message created in the conversation: notes, or the others."""
+        return [
+            request.json().get("content", "")
+            for request in self.requests
+            if request.path.endswith("/messages")
+            and request.match["conversation_id"] == str(conversation_id)
+            and bool(request.json().get("private")) is private
+        ]
 
 
 class GenericAppServer(ProviderServer):

@@ -23,6 +23,7 @@ from channels.inbound import (
     Inbound,
     InboundAdapter,
     InboundMessage,
+    InboundRelease,
     PayloadInvalid,
     SignatureInvalid,
     WebhookRequest,
@@ -310,12 +311,61 @@ def test_a_phone_not_in_e164_is_left_out_rather_than_refused() -> None:
     [
         "message_created_outgoing.json",
         "message_created_private_note.json",
-        "conversation_status_changed.json",
         "message_updated.json",
     ],
 )
 def test_events_that_are_not_a_contact_writing_yield_nothing(name: str) -> None:
     assert parse(name) == []
+
+
+# --- a conversation an agent resolved -----------------------------------------------------
+
+
+def parse_status(document: object) -> list[Inbound]:
+    body = body_of(document)
+    request = webhook(body)
+    ADAPTER.verify(request)
+    return ADAPTER.parse(request)
+
+
+def test_a_resolved_conversation_goes_back_to_the_ai_keyed_by_signed_content() -> None:
+    document = json.loads(fixture("conversation_status_changed.json"))
+
+    (item,) = parse_status(document)
+
+    assert isinstance(item, InboundRelease)
+    assert item.conversation_key == "58"
+    assert item.status == "resolved"
+    assert item.dedup_key == "resolved:58:1714565100.482913"
+    assert item.provider_timestamp == datetime(2024, 5, 1, 12, 5, 0, 482913, tzinfo=UTC)
+
+
+def test_the_agent_bots_conversation_resolved_is_the_same_release() -> None:
+    document = json.loads(fixture("conversation_status_changed.json"))
+    document["event"] = "conversation_resolved"
+    del document["changed_attributes"]
+    account_webhook = parse_status(json.loads(fixture("conversation_status_changed.json")))
+
+    assert parse_status(document) == account_webhook, "one change, one dedup key"
+
+
+@pytest.mark.parametrize("status", ["open", "pending", "snoozed"])
+def test_other_statuses_leave_the_conversation_to_the_agents(status: str) -> None:
+    document = json.loads(fixture("conversation_status_changed.json"))
+    document["status"] = status
+    assert parse_status(document) == []
+
+
+def test_a_resolve_without_a_change_time_is_refused_naming_it() -> None:
+    document = json.loads(fixture("conversation_status_changed.json"))
+    del document["updated_at"]
+    del document["timestamp"]
+
+    refused = parse_or_refusal(ADAPTER, webhook(body_of(document)))
+
+    assert isinstance(refused, PayloadInvalid)
+    assert refused.field == "updated_at"
+    assert "updated_at" in str(refused)
 
 
 # --- malformed bodies ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ provider = ChannelProvider(
     sending_config=sending_config,
     account_id=account_id,
     sender=ChatwootSender,
+    agent_inbox=ChatwootSender,
     webhook=WebhookDoc(
         content_type=JSON,
         body_schema="ChatwootEvent",

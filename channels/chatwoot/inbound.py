@@ -8,9 +8,11 @@ our clock, in either direction, is refused as a possible replay. ``X-Chatwoot-De
 delivery's id) is not signed, so nothing here reads it.
 
 Normalization: only ``message_created`` for an ``incoming`` message that is not a private
-note is a customer message. Every other event (outgoing and activity messages, our own
-replies echoed back, ``conversation_status_changed``, ``message_updated``…) yields nothing,
-which the ingress answers with 200. The text (``content``) becomes ``InboundText``; each
+note is a customer message. A conversation an agent resolved (``conversation_status_changed``
+to ``resolved``, or an agent bot's ``conversation_resolved``) goes back to the AI
+(``inbound_status``). Every other event (outgoing and activity messages, our own replies
+echoed back, other statuses, ``message_updated``…) yields nothing, which the ingress answers
+with 200. The text (``content``) becomes ``InboundText``; each
 attachment becomes its own item (``image``/``audio``/``video``/``file`` → ``InboundMedia``
 with the ``data_url``, ``location`` → ``InboundLocation``, any other type kept as
 ``InboundUnsupported``), the text riding as the first media's caption when it fits.
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from channels.chatwoot.inbound_content import attachment_content, sender_identity
+from channels.chatwoot.inbound_status import STATUS_EVENTS, release
 from channels.inbound import Inbound, InboundMessage, PayloadInvalid, WebhookRequest
 from channels.inbound_json import JsonObject, decode_object, utc_from_unix, validated
 from channels.timestamped_hmac import TimestampedHmac, utc_now
@@ -63,8 +66,11 @@ class ChatwootInbound:
         self._signature.verify(request)
 
     def parse(self, request: WebhookRequest) -> list[Inbound]:
-        """Return one item per part of an incoming message; nothing for any other event."""
+        """Return one item per part of an incoming message, a release for a resolved
+        conversation; nothing for any other event."""
         event = decode_object(request.body)
+        if event.string("event") in STATUS_EVENTS:
+            return list(release(event))
         if event.string("event") != _MESSAGE_CREATED or not _from_contact(event):
             return []
         message_id = event.identifier("id")

@@ -83,6 +83,16 @@ class ChatwootSender(HttpSender[ChatwootConfig]):
         """Leave a note only agents see, e.g. why the conversation was handed to them."""
         return await self.create_message(conversation_id, note, reply_id=reply_id, private=True)
 
+    async def open_for_agents(self, recipient: str, note: str, *, note_id: str) -> None:
+        """Hand conversation ``recipient`` to the inbox's agents: status ``open`` (an agent bot's
+        conversations wait as ``pending``), then a private note saying why and what was said.
+
+        In this order because opening twice is harmless and a note twice is not: a failure
+        between the two, retried, opens again and leaves the note once.
+        """
+        await self.toggle_status(recipient, "open")
+        await self.add_private_note(recipient, note, reply_id=note_id)
+
     async def toggle_status(self, conversation_id: str, status: ConversationStatus) -> str:
         """Set the conversation's status (``open`` hands it to agents); return the new status."""
         request = ProviderRequest(

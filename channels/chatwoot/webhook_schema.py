@@ -1,4 +1,5 @@
-"""The Chatwoot webhook event in ``/openapi.json``: the fields the adapter reads."""
+"""The Chatwoot webhook event in ``/openapi.json``: the fields the adapter reads (a message's,
+and a conversation's status)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ CHATWOOT_EVENT: Schema = open_object(
      "sender": open_object({"id": INT, "name": STR, "phone_number": STR_OR_NULL, "type": STR}),
      "conversation": open_object({"id": INT, "display_id": INT}),
      "content_attributes": OBJECT,
-     "attachments": list_of(open_object({"file_type": STR, "data_url": STR}))},
+     "attachments": list_of(open_object({"file_type": STR, "data_url": STR})),
+     "status": {"type": "string", "description": "A conversation's: resolved hands it back."},
+     "updated_at": {"type": "number", "description": "A conversation's last change, Unix s."}},
     "event")
 # fmt: on

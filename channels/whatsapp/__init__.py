@@ -9,6 +9,7 @@ from channels.provider import ChannelProvider, Handshake, HandshakeDoc, WebhookD
 from channels.whatsapp.config import WhatsAppChannel, account_id, sending_config
 from channels.whatsapp.inbound import SIGNATURE_HEADER, WhatsAppInbound, verify_subscription
 from channels.whatsapp.outbound import WhatsAppCloudSender
+from channels.whatsapp.typing import WhatsAppTyping
 from channels.whatsapp.webhook_schema import WHATSAPP_WEBHOOK
 
 
@@ -27,6 +28,7 @@ provider = ChannelProvider(
     sending_config=sending_config,
     account_id=account_id,
     sender=WhatsAppCloudSender,
+    typing=WhatsAppTyping,
     webhook=WebhookDoc(
         content_type=JSON,
         body_schema="WhatsAppWebhook",

@@ -1,7 +1,7 @@
 """Payload models of every event type, one module per domain."""
 
 from events.types.agent import AgentResponseGenerated, TokenUsage
-from events.types.conversation import HumanHandoffRequested
+from events.types.conversation import ConversationReleased, HumanHandoffRequested
 from events.types.delivery import DeliveryError, DeliveryStatusUpdated
 from events.types.inbound_content import (
     InboundContacts,
@@ -32,6 +32,7 @@ from events.types.tools import ToolCallCompleted, ToolCallRequested, ToolError
 __all__ = [
     "AgentResponseGenerated",
     "ContactIdentity",
+    "ConversationReleased",
     "DeliveryError",
     "DeliveryStatusUpdated",
     "Fact",

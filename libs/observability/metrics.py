@@ -70,6 +70,12 @@ CONSUMER_GROUPS_HEALED = Counter(
     "stream_groups_healed_total", "Consumer groups recreated after NOGROUP.", ["stream", "group"]
 )
 
+TYPING_INDICATORS = Counter(
+    "typing_indicators_total",
+    "Typing indicators by outcome: sent, failed (logged, never retried), skipped (turn closed).",
+    ["channel", "outcome"],
+)
+
 LOCKS_ACQUIRED = Counter("locks_acquired_total", "Leases acquired.", ["lock"])
 LOCKS_FAILED = Counter("locks_failed_total", "Lease attempts that found a holder.", ["lock"])
 LOCKS_DURATION = Histogram(
