@@ -118,8 +118,8 @@ class HandoffHandler:
             else:
                 await self._outbox.failed(envelope.tenant_id, claim.message_id, str(exc))
             raise
-        first = sent[0].provider_message_id if sent else None
-        await self._outbox.sent(envelope.tenant_id, claim.message_id, first)
+        ids = [message.provider_message_id for message in sent]
+        await self._outbox.sent(envelope.tenant_id, claim.message_id, ids)
 
     async def _facts(self, tenant_id: str, conversation_id: str) -> Sequence[tuple[str, str]]:
         async with self._pool.acquire() as conn:
