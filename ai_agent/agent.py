@@ -28,7 +28,8 @@ from ai_agent.llm import (
 from ai_agent.offline import OfflineNoAnswer
 from ai_agent.phrases import phrase
 from ai_agent.prompt import system_message
-from ai_agent.replies import call_problem, reply_event, tool_request_events
+from ai_agent.replies import call_problem, facts_event, reply_event, tool_request_events
+from ai_agent.tool_routing import remember_fact_definition, route_calls
 from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
 from dispatcher.mailbox import ConversationRef, Mailbox
 from dispatcher.turns import TurnGuard
@@ -90,7 +91,7 @@ class AIAgent:
             raise Drop(f"turn {turn.turn_id} token {turn.fencing_token} is answered or superseded")
         if start.run.waiting_for:
             # Redelivered after the calls were stored: make sure they went out (same ids).
-            await self._deps.publish(tool_request_events(envelope, start.run, self._names(profile)))
+            await self._deps.publish(tool_request_events(envelope, start.run, self._routes()))
             return
         if inbound.messages and inbound.only_media:
             said = "cannot_listen" if inbound.heard_audio else "cannot_see"
@@ -163,19 +164,26 @@ class AIAgent:
             )
             await self._fall_back(cause, run, profile, reason)
             return
-        names = self._names(profile)
         for call in reply.tool_calls:
-            if (problem := call_problem(call, names)) is not None:
+            if (problem := call_problem(call)) is not None:
                 await self._fall_back(cause, run, profile, f"invalid tool call: {problem}")
                 return
-        waiting = run.with_reply(reply)
-        stored = await self._deps.transcript.await_tools(
-            cause.tenant_id, cause.conversation_id, waiting
-        )
-        if not stored:
+        routes = self._routes()
+        routed = route_calls(reply.tool_calls, routes, remember_facts=profile.remember_facts)
+        if routed.facts:
+            await self._deps.publish([facts_event(cause, run, routed.facts)])
+        waiting = run.with_reply(reply, answered=routed.answered, waiting_for=routed.to_gateway)
+        transcript = self._deps.transcript
+        if not await transcript.await_tools(cause.tenant_id, cause.conversation_id, waiting):
             raise Drop(f"turn {run.turn_id} token {run.token} was superseded during the call")
-        # Stored before published: a fast result always finds the step waiting for it.
-        await self._deps.publish(tool_request_events(cause, waiting, names))
+        if waiting.waiting_for:
+            # Stored before published: a fast result always finds the step waiting for it.
+            await self._deps.publish(tool_request_events(cause, waiting, routes))
+            return
+        # Every call was answered here: the model reads the answers at once (the step cap
+        # bounds how often).
+        history = await transcript.history(cause.tenant_id, cause.conversation_id)
+        await self._step(cause, history, waiting, profile)
 
     async def _request(
         self,
@@ -187,6 +195,8 @@ class AIAgent:
     ) -> ChatRequest:
         context = await self._context(cause)
         offered = self._deps.tools.function_definitions(profile.allows)
+        if profile.remember_facts:
+            offered.append(remember_fact_definition())
         return ChatRequest(
             model=model,
             messages=(
@@ -243,10 +253,9 @@ class AIAgent:
             # The Postgres token check passed; the lease may simply not be in this Redis.
             _log.info("turn deadline not extended: its lease holds another token", token=token)
 
-    def _names(self, profile: AgentProfileConfig) -> dict[str, str]:
-        return {
-            tool.function_name: tool.name for tool in self._deps.tools if profile.allows(tool.name)
-        }
+    def _routes(self) -> dict[str, str]:
+        """Every registered tool by function name, offered to the profile or not."""
+        return {tool.function_name: tool.name for tool in self._deps.tools}
 
 
 def _content(result: ToolCallCompleted) -> str:

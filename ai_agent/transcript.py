@@ -82,14 +82,25 @@ class TurnRun(BaseModel):
     waiting_for: tuple[ToolCall, ...] = ()
     usage: Usage = Usage()
 
-    def with_reply(self, reply: ChatReply) -> TurnRun:
-        """The run after ``reply`` asked for tools: the calls are awaited, the step counted."""
-        entry = TranscriptEntry(message=reply.as_message())
+    def with_reply(
+        self,
+        reply: ChatReply,
+        *,
+        answered: tuple[ToolMessage, ...] = (),
+        waiting_for: tuple[ToolCall, ...] | None = None,
+    ) -> TurnRun:
+        """The run after ``reply`` asked for tools, the step counted: the calls ``answered``
+        already (by the agent itself) follow it, ``waiting_for`` (default: every call) are
+        awaited."""
+        entries = (
+            TranscriptEntry(message=reply.as_message()),
+            *(TranscriptEntry(message=message) for message in answered),
+        )
         return self.model_copy(
             update={
                 "step": self.step + 1,
-                "messages": (*self.messages, entry),
-                "waiting_for": reply.tool_calls,
+                "messages": (*self.messages, *entries),
+                "waiting_for": reply.tool_calls if waiting_for is None else waiting_for,
                 "usage": add_usage(self.usage, reply.usage),
             }
         )

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from ai_agent.llm_setup import OpenAIChatConfig
 from consumers.ai_agent import agent_handler
 from consumers.ai_agent import consumer as agent_consumer
+from consumers.memory_manager import consumer as memory_consumer
 from consumers.tool_gateway import consumer as gateway_consumer
 from consumers.tool_gateway import gateway_handler
 from events.catalog import CATALOG
@@ -174,13 +175,16 @@ async def wait_for_replies(redis: aioredis.Redis, keys: KeySpace, count: int) ->
 
 @asynccontextmanager
 async def running_consumers(
-    resources: Resources, *, with_gateway: bool = False
+    resources: Resources, *, with_gateway: bool = False, with_memory: bool = False
 ) -> AsyncIterator[None]:
-    """The agent consumer (and the tool gateway's) running until the block ends."""
+    """The agent consumer (and the tool gateway's, the memory manager's) running until the
+    block ends."""
     async with AsyncExitStack() as stack:
         handlers = [(agent_consumer, agent_handler(resources, llm=FAST_LLM))]
         if with_gateway:
             handlers.append((gateway_consumer, gateway_handler(resources)))
+        if with_memory:
+            handlers.append((memory_consumer, memory_consumer.handler_factory(resources)))
         for consumer, handler in handlers:
             runner = ConsumerRunner(
                 consumer,

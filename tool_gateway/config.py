@@ -132,6 +132,11 @@ class AgentProfileConfig(_Strict):
         description="Per tool (or '*', or 'namespace.*'), in limits notation: '5/minute'. "
         "Each tool has its own window per tenant and profile.",
     )
+    remember_facts: bool = Field(
+        default=False,
+        description="Offer the model `remember_fact` (key, value): facts the customer states "
+        "are saved to memory (memory.update.requested).",
+    )
 
     @field_validator("tools")
     @classmethod
