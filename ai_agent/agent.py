@@ -29,6 +29,7 @@ from ai_agent.offline import OfflineNoAnswer
 from ai_agent.phrases import phrase
 from ai_agent.prompt import system_message
 from ai_agent.replies import call_problem, facts_event, reply_event, tool_request_events
+from ai_agent.summaries import Summarizer
 from ai_agent.tool_routing import remember_fact_definition, route_calls
 from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
 from dispatcher.mailbox import ConversationRef, Mailbox
@@ -71,6 +72,7 @@ class AIAgent:
 
     def __init__(self, deps: AgentDeps) -> None:
         self._deps = deps
+        self._summarizer = Summarizer(deps.pool, deps.publish)
 
     async def start_turn(self, envelope: Envelope[RoutingHandoffRequested]) -> None:
         """Begin (or, redelivered, continue) the turn ``envelope`` opened."""
@@ -157,6 +159,7 @@ class AIAgent:
                 await self._fall_back(cause, run, profile, "the model answered with no text")
                 return
             await self._answer(cause, run, text, reply.model, usage)
+            await self._summarize(cause, run, profile)
             return
         if run.step >= profile.max_tool_steps:
             reason = (
@@ -226,6 +229,16 @@ class AIAgent:
     ) -> None:
         await self._deps.publish([reply_event(cause, run, text, model=model, usage=usage)])
         await self._deps.transcript.finish(cause.tenant_id, cause.conversation_id, run, text)
+
+    async def _summarize(
+        self, cause: Envelope[Any], run: TurnRun, profile: AgentProfileConfig
+    ) -> None:
+        """After the reply is out: the summary every ``summary_every_turns`` turns."""
+        if profile.summary_every_turns is None:
+            return
+        history = await self._deps.transcript.history(cause.tenant_id, cause.conversation_id)
+        chosen = self._deps.models.for_profile(profile)
+        await self._summarizer.after_reply(cause, run, profile, chosen, history)
 
     async def _fall_back(
         self, cause: Envelope[Any], run: TurnRun, profile: AgentProfileConfig, reason: str

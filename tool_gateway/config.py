@@ -137,6 +137,13 @@ class AgentProfileConfig(_Strict):
         description="Offer the model `remember_fact` (key, value): facts the customer states "
         "are saved to memory (memory.update.requested).",
     )
+    summary_every_turns: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000,
+        description="After every this many answered turns, the model summarizes the "
+        "conversation into memory, after the reply is out; unset: never.",
+    )
 
     @field_validator("tools")
     @classmethod
