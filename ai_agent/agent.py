@@ -32,6 +32,7 @@ from ai_agent.replies import call_problem, facts_event, reply_event, tool_reques
 from ai_agent.summaries import Summarizer
 from ai_agent.tool_routing import remember_fact_definition, route_calls
 from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
+from ai_agent.turn_media import TurnMedia
 from dispatcher.mailbox import ConversationRef, Mailbox
 from dispatcher.turns import TurnGuard
 from events.envelope import Envelope
@@ -65,6 +66,7 @@ class AgentDeps:
     context: ContextBuilder | None
     publish: Publish
     partitions: int
+    media: TurnMedia
 
 
 class AIAgent:
@@ -88,16 +90,29 @@ class AIAgent:
             profile=turn.agent_profile,
             channel_id=turn.channel_id,
         )
-        start = await self._deps.transcript.begin(tenant_id, conversation_id, new, inbound.texts())
+        if any(message.media is not None for message in inbound.messages):
+            await self._extend_deadline(envelope, turn.fencing_token)  # fetching takes a while
+        offline = self._deps.models.for_profile(profile).offline
+        prepared = await self._deps.media.prepare(
+            tenant_id,
+            conversation_id,
+            turn.channel_id,
+            inbound,
+            profile,
+            can_see=profile.vision and not offline,
+        )
+        start = await self._deps.transcript.begin(
+            tenant_id, conversation_id, new, prepared.messages
+        )
         if start is None:
             raise Drop(f"turn {turn.turn_id} token {turn.fencing_token} is answered or superseded")
         if start.run.waiting_for:
             # Redelivered after the calls were stored: make sure they went out (same ids).
             await self._deps.publish(tool_request_events(envelope, start.run, self._routes()))
             return
-        if inbound.messages and inbound.only_media:
-            said = "cannot_listen" if inbound.heard_audio else "cannot_see"
-            await self._answer(envelope, start.run, phrase(said, profile.language), None, None)
+        if prepared.cannot is not None:
+            said = phrase(prepared.cannot, profile.language)
+            await self._answer(envelope, start.run, said, None, None)
             return
         await self._step(envelope, start.history, start.run, profile)
 

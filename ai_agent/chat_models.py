@@ -21,6 +21,11 @@ class ChosenModel:
     model: ChatModel
     name: str
 
+    @property
+    def offline(self) -> bool:
+        """Whether it is the offline model (no tools, no images, no summaries)."""
+        return isinstance(self.model, OfflineChatModel)
+
 
 class NoProvider:
     """Stands in for OpenAI when none is configured: every call says so (and hands off)."""

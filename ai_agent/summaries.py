@@ -22,7 +22,6 @@ import structlog
 
 from ai_agent.chat_models import ChosenModel
 from ai_agent.llm import ChatRequest, LLMError, SystemMessage, UserMessage
-from ai_agent.offline import OfflineChatModel
 from ai_agent.replies import AGENT_ROLE
 from ai_agent.transcript import TranscriptEntry, TurnRun
 from events.envelope import Envelope
@@ -73,7 +72,7 @@ class Summarizer:
         """Summarize when this turn makes a multiple of ``summary_every_turns``; never raises
         for a failure of the model (logged)."""
         every = profile.summary_every_turns
-        if every is None or isinstance(chosen.model, OfflineChatModel):
+        if every is None or chosen.offline:
             return
         tenant_id, conversation_id = cause.tenant_id, cause.conversation_id
         answered = await self._pool.fetchval(_ANSWERED_TURNS, tenant_id, conversation_id, run.token)

@@ -150,9 +150,13 @@ class TranscriptStore:
         return f"{self._keys.namespace}:agent:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
 
     async def begin(
-        self, tenant_id: str, conversation_id: str, new: TurnRun, inbound: Mapping[int, str]
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        new: TurnRun,
+        inbound: Mapping[int, UserMessage],
     ) -> TurnStart | None:
-        """Open ``new``'s run with the ``inbound`` texts (by seq) not yet in the history.
+        """Open ``new``'s run with the ``inbound`` messages (by seq) not yet in the history.
 
         Returns the run already there when it has ``new``'s token (a redelivery); folds an
         older token's run into the history first; None when the turn is stale or finished.
@@ -174,8 +178,8 @@ class TranscriptStore:
                 history = (*history, *fold(run, _results_of(fields, run)))
             known = {entry.seq for entry in history if entry.seq is not None}
             users = tuple(
-                TranscriptEntry(seq=seq, message=UserMessage(content=text))
-                for seq, text in sorted(inbound.items())
+                TranscriptEntry(seq=seq, message=message)
+                for seq, message in sorted(inbound.items())
                 if seq not in known
             )
             started = new.model_copy(update={"messages": users})
@@ -381,7 +385,17 @@ def _dump(run: TurnRun) -> str:
 
 
 def _dump_history(history: tuple[TranscriptEntry, ...]) -> str:
-    return json.dumps([entry.model_dump(mode="json") for entry in history], ensure_ascii=False)
+    # Images are for the turn that received them: the history keeps a mark, not the bytes.
+    return json.dumps(
+        [_without_images(entry).model_dump(mode="json") for entry in history], ensure_ascii=False
+    )
+
+
+def _without_images(entry: TranscriptEntry) -> TranscriptEntry:
+    message = entry.message
+    if isinstance(message, UserMessage) and message.images:
+        return entry.model_copy(update={"message": message.without_images()})
+    return entry
 
 
 def _text(raw: bytes | str) -> str:
