@@ -7,7 +7,6 @@ reply: the profile's fallback text and a handoff to a human, never silence.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,22 +14,19 @@ from typing import Any
 import asyncpg
 import structlog
 
-from ai_agent.chat_models import ChatModels
+from ai_agent.chat_models import ChatModels, failure_reason
 from ai_agent.inbound import read_turn_inbound
 from ai_agent.llm import (
     ChatReply,
     ChatRequest,
-    LLMCircuitOpen,
     LLMError,
-    LLMRequestRejected,
     Usage,
 )
-from ai_agent.offline import OfflineNoAnswer
 from ai_agent.phrases import phrase
-from ai_agent.prompt import system_message
+from ai_agent.prompt import chat_request
 from ai_agent.replies import call_problem, facts_event, reply_event, tool_request_events
 from ai_agent.summaries import Summarizer
-from ai_agent.tool_routing import remember_fact_definition, route_calls
+from ai_agent.tool_routing import route_calls, tool_result_content
 from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
 from ai_agent.turn_media import TurnMedia
 from dispatcher.mailbox import ConversationRef, Mailbox
@@ -127,7 +123,7 @@ class AIAgent:
                 conversation_id,
                 result.fencing_token,
                 result.tool_call_id,
-                _content(result),
+                tool_result_content(result),
             )
         except StaleResult as exc:
             raise Drop(str(exc)) from exc
@@ -157,7 +153,7 @@ class AIAgent:
             try:
                 fresh = await chosen.model.complete(request)
             except LLMError as exc:
-                await self._fall_back(cause, run, profile, _failure_reason(exc))
+                await self._fall_back(cause, run, profile, failure_reason(exc))
                 return
             reply = await transcript.keep_reply(
                 tenant_id, conversation_id, run.token, run.step, fresh
@@ -211,21 +207,9 @@ class AIAgent:
         profile: AgentProfileConfig,
         model: str,
     ) -> ChatRequest:
-        context = await self._context(cause)
         offered = self._deps.tools.function_definitions(profile.allows)
-        if profile.remember_facts:
-            offered.append(remember_fact_definition())
-        return ChatRequest(
-            model=model,
-            messages=(
-                system_message(profile, context),
-                *(entry.message for entry in history),
-                *(entry.message for entry in run.messages),
-            ),
-            tools=tuple(offered) if profile.max_tool_steps > 0 else (),
-            temperature=profile.temperature,
-            profile=profile.profile,
-        )
+        context = await self._context(cause)
+        return chat_request(profile, context, history, run, model=model, tools=offered)
 
     async def _context(self, cause: Envelope[Any]) -> AgentContext | None:
         if self._deps.context is None:
@@ -284,20 +268,3 @@ class AIAgent:
     def _routes(self) -> dict[str, str]:
         """Every registered tool by function name, offered to the profile or not."""
         return {tool.function_name: tool.name for tool in self._deps.tools}
-
-
-def _content(result: ToolCallCompleted) -> str:
-    if result.outcome == "ok":
-        return json.dumps(result.result, ensure_ascii=False)
-    assert result.error is not None  # the model checks that an error outcome has one
-    return json.dumps({"error": result.error.code, "message": result.error.message})
-
-
-def _failure_reason(exc: LLMError) -> str:
-    if isinstance(exc, OfflineNoAnswer):
-        return str(exc)
-    if isinstance(exc, LLMCircuitOpen):
-        return f"the language model's circuit breaker is open: {exc}"
-    if isinstance(exc, LLMRequestRejected):
-        return f"the language model refused the request: {exc}"
-    return f"the language model is unavailable: {exc}"

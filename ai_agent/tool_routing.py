@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from ai_agent.llm import ToolCall, ToolMessage
 from events.types.memory import Fact
+from events.types.tools import ToolCallCompleted
 
 _log = structlog.get_logger(__name__)
 
@@ -106,3 +107,11 @@ def _fact_of(arguments: Mapping[str, Any]) -> tuple[Fact | None, str]:
 
 def _error(message: str, *, code: str = "not_allowed") -> str:
     return json.dumps({"error": code, "message": message}, ensure_ascii=False)
+
+
+def tool_result_content(result: ToolCallCompleted) -> str:
+    """What the model reads as the result of a call the gateway answered."""
+    if result.outcome == "ok":
+        return json.dumps(result.result, ensure_ascii=False)
+    assert result.error is not None  # the model checks that an error outcome has one
+    return json.dumps({"error": result.error.code, "message": result.error.message})

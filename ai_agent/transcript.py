@@ -386,16 +386,13 @@ def _dump(run: TurnRun) -> str:
 
 def _dump_history(history: tuple[TranscriptEntry, ...]) -> str:
     # Images are for the turn that received them: the history keeps a mark, not the bytes.
-    return json.dumps(
-        [_without_images(entry).model_dump(mode="json") for entry in history], ensure_ascii=False
-    )
-
-
-def _without_images(entry: TranscriptEntry) -> TranscriptEntry:
-    message = entry.message
-    if isinstance(message, UserMessage) and message.images:
-        return entry.model_copy(update={"message": message.without_images()})
-    return entry
+    settled = [
+        entry.model_copy(update={"message": entry.message.without_images()})
+        if isinstance(entry.message, UserMessage)
+        else entry
+        for entry in history
+    ]
+    return json.dumps([entry.model_dump(mode="json") for entry in settled], ensure_ascii=False)
 
 
 def _text(raw: bytes | str) -> str:
