@@ -13,6 +13,7 @@ from events.types.reply_parts import ReplyText
 from libs.keys import KeySpace
 from tests.ai_agent_support import (
     add_inbound,
+    audited_calls,
     handoff,
     open_turn,
     published,
@@ -174,3 +175,39 @@ async def test_a_failing_summary_leaves_the_reply_as_it_was(
     [reply] = await replies(redis, keys)
     assert (reply.handoff, reply.parts) == (False, (ReplyText(text="Olá!"),))
     assert await published(redis, keys, MEMORY_UPDATE_REQUESTED) == []
+
+
+async def test_a_fact_beside_a_gateway_call_in_one_step_makes_a_valid_history(
+    redis: aioredis.Redis, keys: KeySpace, pg_pool: asyncpg.Pool
+) -> None:
+    seeded = await seed_conversation(pg_pool)
+    await add_inbound(
+        pg_pool, seeded, 1, {"kind": "text", "text": "sou a Ana, vocês abrem sábado?"}
+    )
+    both = REMEMBERS | {"tools": ["knowledge.search"]}
+    async with ScriptedOpenAIServer() as server:
+        resources = resources_for(redis, keys, pg_pool, settings_for(server), [both])
+        server.script(
+            ToolCalls(
+                Call("remember_fact", {"key": "contact.name", "value": "Ana"}, id="c-fact"),
+                Call("knowledge__search", {"query": "sábado"}, id="c-search"),
+            ),
+            Text("Olá Ana! Abrimos aos sábados de manhã."),
+        )
+        async with running_consumers(resources, with_gateway=True, with_memory=True):
+            await resources.publisher.publish(handoff(seeded, 1))
+            await wait_for_replies(redis, keys, 1)
+
+            async def remembered() -> bool:
+                return "contact.name" in await _facts(pg_pool)
+
+            await eventually(remembered, what="the fact in Postgres")
+
+    [reply] = await replies(redis, keys)
+    assert not reply.handoff, "the scripted server refuses a history OpenAI would refuse"
+    second = server.requests[1]
+    tail = second.messages[-3:]
+    assert [m["role"] for m in tail] == ["assistant", "tool", "tool"]
+    assert {m["tool_call_id"] for m in tail[1:]} == {"c-fact", "c-search"}
+    [(_key, tool, _arguments)] = await audited_calls(pg_pool)
+    assert tool == "knowledge.search", "only the gateway tool went to the gateway"
