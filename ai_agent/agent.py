@@ -7,7 +7,6 @@ reply: the profile's fallback text and a handoff to a human, never silence.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,21 +14,21 @@ from typing import Any
 import asyncpg
 import structlog
 
-from ai_agent.chat_models import ChatModels
+from ai_agent.chat_models import ChatModels, failure_reason
 from ai_agent.inbound import read_turn_inbound
 from ai_agent.llm import (
     ChatReply,
     ChatRequest,
-    LLMCircuitOpen,
     LLMError,
-    LLMRequestRejected,
     Usage,
 )
-from ai_agent.offline import OfflineNoAnswer
 from ai_agent.phrases import phrase
-from ai_agent.prompt import system_message
-from ai_agent.replies import call_problem, reply_event, tool_request_events
+from ai_agent.prompt import chat_request
+from ai_agent.replies import call_problem, facts_event, reply_event, tool_request_events
+from ai_agent.summaries import Summarizer
+from ai_agent.tool_routing import route_calls, tool_result_content
 from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
+from ai_agent.turn_media import TurnMedia
 from dispatcher.mailbox import ConversationRef, Mailbox
 from dispatcher.turns import TurnGuard
 from events.envelope import Envelope
@@ -63,6 +62,7 @@ class AgentDeps:
     context: ContextBuilder | None
     publish: Publish
     partitions: int
+    media: TurnMedia
 
 
 class AIAgent:
@@ -70,6 +70,7 @@ class AIAgent:
 
     def __init__(self, deps: AgentDeps) -> None:
         self._deps = deps
+        self._summarizer = Summarizer(deps.pool, deps.publish)
 
     async def start_turn(self, envelope: Envelope[RoutingHandoffRequested]) -> None:
         """Begin (or, redelivered, continue) the turn ``envelope`` opened."""
@@ -85,16 +86,29 @@ class AIAgent:
             profile=turn.agent_profile,
             channel_id=turn.channel_id,
         )
-        start = await self._deps.transcript.begin(tenant_id, conversation_id, new, inbound.texts())
+        if any(message.media is not None for message in inbound.messages):
+            await self._extend_deadline(envelope, turn.fencing_token)  # fetching takes a while
+        offline = self._deps.models.for_profile(profile).offline
+        prepared = await self._deps.media.prepare(
+            tenant_id,
+            conversation_id,
+            turn.channel_id,
+            inbound,
+            profile,
+            can_see=profile.vision and not offline,
+        )
+        start = await self._deps.transcript.begin(
+            tenant_id, conversation_id, new, prepared.messages
+        )
         if start is None:
             raise Drop(f"turn {turn.turn_id} token {turn.fencing_token} is answered or superseded")
         if start.run.waiting_for:
             # Redelivered after the calls were stored: make sure they went out (same ids).
-            await self._deps.publish(tool_request_events(envelope, start.run, self._names(profile)))
+            await self._deps.publish(tool_request_events(envelope, start.run, self._routes()))
             return
-        if inbound.messages and inbound.only_media:
-            said = "cannot_listen" if inbound.heard_audio else "cannot_see"
-            await self._answer(envelope, start.run, phrase(said, profile.language), None, None)
+        if prepared.cannot is not None:
+            said = phrase(prepared.cannot, profile.language)
+            await self._answer(envelope, start.run, said, None, None)
             return
         await self._step(envelope, start.history, start.run, profile)
 
@@ -109,7 +123,7 @@ class AIAgent:
                 conversation_id,
                 result.fencing_token,
                 result.tool_call_id,
-                _content(result),
+                tool_result_content(result),
             )
         except StaleResult as exc:
             raise Drop(str(exc)) from exc
@@ -139,7 +153,7 @@ class AIAgent:
             try:
                 fresh = await chosen.model.complete(request)
             except LLMError as exc:
-                await self._fall_back(cause, run, profile, _failure_reason(exc))
+                await self._fall_back(cause, run, profile, failure_reason(exc))
                 return
             reply = await transcript.keep_reply(
                 tenant_id, conversation_id, run.token, run.step, fresh
@@ -156,6 +170,7 @@ class AIAgent:
                 await self._fall_back(cause, run, profile, "the model answered with no text")
                 return
             await self._answer(cause, run, text, reply.model, usage)
+            await self._summarize(cause, run, profile)
             return
         if run.step >= profile.max_tool_steps:
             reason = (
@@ -163,19 +178,26 @@ class AIAgent:
             )
             await self._fall_back(cause, run, profile, reason)
             return
-        names = self._names(profile)
         for call in reply.tool_calls:
-            if (problem := call_problem(call, names)) is not None:
+            if (problem := call_problem(call)) is not None:
                 await self._fall_back(cause, run, profile, f"invalid tool call: {problem}")
                 return
-        waiting = run.with_reply(reply)
-        stored = await self._deps.transcript.await_tools(
-            cause.tenant_id, cause.conversation_id, waiting
-        )
-        if not stored:
+        routes = self._routes()
+        routed = route_calls(reply.tool_calls, routes, remember_facts=profile.remember_facts)
+        if routed.facts:
+            await self._deps.publish([facts_event(cause, run, routed.facts)])
+        waiting = run.with_reply(reply, answered=routed.answered, waiting_for=routed.to_gateway)
+        transcript = self._deps.transcript
+        if not await transcript.await_tools(cause.tenant_id, cause.conversation_id, waiting):
             raise Drop(f"turn {run.turn_id} token {run.token} was superseded during the call")
-        # Stored before published: a fast result always finds the step waiting for it.
-        await self._deps.publish(tool_request_events(cause, waiting, names))
+        if waiting.waiting_for:
+            # Stored before published: a fast result always finds the step waiting for it.
+            await self._deps.publish(tool_request_events(cause, waiting, routes))
+            return
+        # Every call was answered here: the model reads the answers at once (the step cap
+        # bounds how often).
+        history = await transcript.history(cause.tenant_id, cause.conversation_id)
+        await self._step(cause, history, waiting, profile)
 
     async def _request(
         self,
@@ -185,19 +207,9 @@ class AIAgent:
         profile: AgentProfileConfig,
         model: str,
     ) -> ChatRequest:
-        context = await self._context(cause)
         offered = self._deps.tools.function_definitions(profile.allows)
-        return ChatRequest(
-            model=model,
-            messages=(
-                system_message(profile, context),
-                *(entry.message for entry in history),
-                *(entry.message for entry in run.messages),
-            ),
-            tools=tuple(offered) if profile.max_tool_steps > 0 else (),
-            temperature=profile.temperature,
-            profile=profile.profile,
-        )
+        context = await self._context(cause)
+        return chat_request(profile, context, history, run, model=model, tools=offered)
 
     async def _context(self, cause: Envelope[Any]) -> AgentContext | None:
         if self._deps.context is None:
@@ -216,6 +228,16 @@ class AIAgent:
     ) -> None:
         await self._deps.publish([reply_event(cause, run, text, model=model, usage=usage)])
         await self._deps.transcript.finish(cause.tenant_id, cause.conversation_id, run, text)
+
+    async def _summarize(
+        self, cause: Envelope[Any], run: TurnRun, profile: AgentProfileConfig
+    ) -> None:
+        """After the reply is out: the summary every ``summary_every_turns`` turns."""
+        if profile.summary_every_turns is None:
+            return
+        history = await self._deps.transcript.history(cause.tenant_id, cause.conversation_id)
+        chosen = self._deps.models.for_profile(profile)
+        await self._summarizer.after_reply(cause, run, profile, chosen, history)
 
     async def _fall_back(
         self, cause: Envelope[Any], run: TurnRun, profile: AgentProfileConfig, reason: str
@@ -243,24 +265,6 @@ class AIAgent:
             # The Postgres token check passed; the lease may simply not be in this Redis.
             _log.info("turn deadline not extended: its lease holds another token", token=token)
 
-    def _names(self, profile: AgentProfileConfig) -> dict[str, str]:
-        return {
-            tool.function_name: tool.name for tool in self._deps.tools if profile.allows(tool.name)
-        }
-
-
-def _content(result: ToolCallCompleted) -> str:
-    if result.outcome == "ok":
-        return json.dumps(result.result, ensure_ascii=False)
-    assert result.error is not None  # the model checks that an error outcome has one
-    return json.dumps({"error": result.error.code, "message": result.error.message})
-
-
-def _failure_reason(exc: LLMError) -> str:
-    if isinstance(exc, OfflineNoAnswer):
-        return str(exc)
-    if isinstance(exc, LLMCircuitOpen):
-        return f"the language model's circuit breaker is open: {exc}"
-    if isinstance(exc, LLMRequestRejected):
-        return f"the language model refused the request: {exc}"
-    return f"the language model is unavailable: {exc}"
+    def _routes(self) -> dict[str, str]:
+        """Every registered tool by function name, offered to the profile or not."""
+        return {tool.function_name: tool.name for tool in self._deps.tools}

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ai_agent.llm import ChatModel, ChatReply, ChatRequest, LLMUnavailable
-from ai_agent.offline import OFFLINE_MODEL, OfflineChatModel
+from ai_agent.llm import (
+    ChatModel,
+    ChatReply,
+    ChatRequest,
+    LLMCircuitOpen,
+    LLMError,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
+from ai_agent.offline import OFFLINE_MODEL, OfflineChatModel, OfflineNoAnswer
 from memory_manager.knowledge_search import KnowledgeSearch
 from tool_gateway.config import AgentProfileConfig
 
@@ -20,6 +28,11 @@ class ChosenModel:
 
     model: ChatModel
     name: str
+
+    @property
+    def offline(self) -> bool:
+        """Whether it is the offline model (no tools, no images, no summaries)."""
+        return isinstance(self.model, OfflineChatModel)
 
 
 class NoProvider:
@@ -65,3 +78,14 @@ class ChatModels:
 
 
 _NO_PROVIDER: ChatModel = NoProvider()
+
+
+def failure_reason(exc: LLMError) -> str:
+    """Why a model gave no answer, as the handoff's reason."""
+    if isinstance(exc, OfflineNoAnswer):
+        return str(exc)
+    if isinstance(exc, LLMCircuitOpen):
+        return f"the language model's circuit breaker is open: {exc}"
+    if isinstance(exc, LLMRequestRejected):
+        return f"the language model refused the request: {exc}"
+    return f"the language model is unavailable: {exc}"

@@ -66,12 +66,25 @@ class SystemMessage(BaseModel):
 
 
 class UserMessage(BaseModel):
-    """What the customer wrote (a voice note arrives here as its transcript)."""
+    """What the customer wrote (a voice note arrives here as its transcript).
+
+    ``images`` are ``data:`` URLs of the images the customer sent in this turn, for a
+    vision-capable model; they are dropped once the turn is over (``without_images``), so the
+    history keeps only a mark of them.
+    """
 
     model_config = _FROZEN
 
     role: Literal["user"] = "user"
     content: str
+    images: tuple[str, ...] = ()
+
+    def without_images(self) -> UserMessage:
+        """This message with its images replaced by a mark in the text."""
+        if not self.images:
+            return self
+        mark = "[image]" if len(self.images) == 1 else f"[{len(self.images)} images]"
+        return UserMessage(content=f"{self.content} {mark}".strip())
 
 
 class AssistantMessage(BaseModel):

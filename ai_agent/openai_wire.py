@@ -14,6 +14,7 @@ import openai
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionAssistantMessageParam,
+    ChatCompletionContentPartParam,
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
     ChatCompletionToolUnionParam,
@@ -50,7 +51,13 @@ def _wire_message(message: ChatMessage) -> ChatCompletionMessageParam:
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
     if isinstance(message, AssistantMessage):
         return _wire_assistant(message)
-    return {"role": "user", "content": message.content}
+    if not message.images:
+        return {"role": "user", "content": message.content}
+    parts: list[ChatCompletionContentPartParam] = []
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    parts.extend({"type": "image_url", "image_url": {"url": url}} for url in message.images)
+    return {"role": "user", "content": parts}
 
 
 def _wire_assistant(message: AssistantMessage) -> ChatCompletionAssistantMessageParam:

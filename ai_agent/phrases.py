@@ -14,6 +14,14 @@ _PHRASES = {
         "pt": "Ainda não consigo ver imagens ou arquivos. Pode descrever por escrito, por favor?",
         "en": "I cannot see images or files yet. Could you describe it in writing, please?",
     },
+    "could_not_listen": {
+        "pt": "Não consegui ouvir o seu áudio agora. Pode escrever a sua mensagem, por favor?",
+        "en": "I could not listen to your audio just now. Could you write your message, please?",
+    },
+    "could_not_see": {
+        "pt": "Não consegui abrir a sua imagem agora. Pode descrever por escrito, por favor?",
+        "en": "I could not open your image just now. Could you describe it in writing, please?",
+    },
     "rephrase": {
         "pt": "Não encontrei uma resposta para isso. Pode reformular a pergunta?",
         "en": "I could not find an answer to that. Could you rephrase your question?",

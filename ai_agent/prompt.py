@@ -1,10 +1,15 @@
-"""The system message of a turn: the profile's instructions and what memory knows."""
+"""The request of a step: the system message (the profile's instructions and what memory
+knows), the history, the run so far, and the tools offered."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
-from ai_agent.llm import SystemMessage
+from ai_agent.llm import ChatRequest, SystemMessage
+from ai_agent.tool_routing import remember_fact_definition
+from ai_agent.transcript import TranscriptEntry, TurnRun
 from memory_manager.context import AgentContext
 from tool_gateway.config import AgentProfileConfig
 
@@ -13,6 +18,31 @@ DEFAULT_INSTRUCTIONS = (
     "messaging app. Be brief, friendly and accurate. Use the tools when they help; never "
     "invent facts, prices or policies. If you cannot help, say so."
 )
+
+
+def chat_request(
+    profile: AgentProfileConfig,
+    context: AgentContext | None,
+    history: Sequence[TranscriptEntry],
+    run: TurnRun,
+    *,
+    model: str,
+    tools: Sequence[dict[str, Any]],
+) -> ChatRequest:
+    """The request of the run's next step; ``tools`` are the gateway tools the profile may
+    use (``remember_fact`` is added when the profile may remember facts)."""
+    offered = [*tools, remember_fact_definition()] if profile.remember_facts else list(tools)
+    return ChatRequest(
+        model=model,
+        messages=(
+            system_message(profile, context),
+            *(entry.message for entry in history),
+            *(entry.message for entry in run.messages),
+        ),
+        tools=tuple(offered) if profile.max_tool_steps > 0 else (),
+        temperature=profile.temperature,
+        profile=profile.profile,
+    )
 
 
 def system_message(profile: AgentProfileConfig, context: AgentContext | None) -> SystemMessage:

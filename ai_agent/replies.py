@@ -13,6 +13,7 @@ from ai_agent.llm import ToolCall, Usage
 from ai_agent.transcript import TurnRun
 from events.envelope import Envelope
 from events.types.agent import AgentResponseGenerated, TokenUsage
+from events.types.memory import Fact, MemoryUpdateRequested
 from events.types.reply_parts import ReplyText
 from events.types.tools import ToolCallRequested
 
@@ -54,13 +55,22 @@ def reply_event(
     return Envelope.derived(payload, cause=cause, role=AGENT_ROLE, key="reply")
 
 
+def facts_event(
+    cause: Envelope[Any], run: TurnRun, facts: tuple[Fact, ...]
+) -> Envelope[MemoryUpdateRequested]:
+    """The facts the model stated in the run's current step, to remember; fenced by the
+    turn's token, so a superseded turn's facts are dropped by the memory manager."""
+    payload = MemoryUpdateRequested(turn_id=run.turn_id, fencing_token=run.token, facts=facts)
+    return Envelope.derived(payload, cause=cause, role=AGENT_ROLE, key=f"facts:{run.step}")
+
+
 def tool_request_events(
     cause: Envelope[Any], run: TurnRun, tool_names: Mapping[str, str]
 ) -> list[Envelope[ToolCallRequested]]:
     """One ``tools.call.requested`` per call ``run`` waits for, keyed by the call's id.
 
-    ``tool_names`` maps the model's function names to tool names; the calls were checked
-    (``call_problem``) before the run was stored.
+    ``tool_names`` maps the model's function names to tool names (every call awaited is a
+    registered tool's); the calls were checked (``call_problem``) before the run was stored.
     """
     return [
         Envelope.derived(
@@ -80,10 +90,12 @@ def tool_request_events(
     ]
 
 
-def call_problem(call: ToolCall, tool_names: Mapping[str, str]) -> str | None:
-    """Why ``call`` cannot go to the gateway, or None when it can."""
-    if call.name not in tool_names:
-        return f"the model called {call.name!r}, which is not among the profile's tools"
+def call_problem(call: ToolCall) -> str | None:
+    """Why ``call`` cannot be answered at all (its arguments or its id), or None when it can.
+
+    A call of a tool the profile may not use is not such a problem: the gateway refuses it
+    and the model reads the refusal (``ai_agent.tool_routing``).
+    """
     if call.arguments_error is not None:
         return call.arguments_error
     if not 1 <= len(call.id) <= 128 or not call.id.isascii() or not call.id.isprintable():

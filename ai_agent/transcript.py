@@ -82,14 +82,25 @@ class TurnRun(BaseModel):
     waiting_for: tuple[ToolCall, ...] = ()
     usage: Usage = Usage()
 
-    def with_reply(self, reply: ChatReply) -> TurnRun:
-        """The run after ``reply`` asked for tools: the calls are awaited, the step counted."""
-        entry = TranscriptEntry(message=reply.as_message())
+    def with_reply(
+        self,
+        reply: ChatReply,
+        *,
+        answered: tuple[ToolMessage, ...] = (),
+        waiting_for: tuple[ToolCall, ...] | None = None,
+    ) -> TurnRun:
+        """The run after ``reply`` asked for tools, the step counted: the calls ``answered``
+        already (by the agent itself) follow it, ``waiting_for`` (default: every call) are
+        awaited."""
+        entries = (
+            TranscriptEntry(message=reply.as_message()),
+            *(TranscriptEntry(message=message) for message in answered),
+        )
         return self.model_copy(
             update={
                 "step": self.step + 1,
-                "messages": (*self.messages, entry),
-                "waiting_for": reply.tool_calls,
+                "messages": (*self.messages, *entries),
+                "waiting_for": reply.tool_calls if waiting_for is None else waiting_for,
                 "usage": add_usage(self.usage, reply.usage),
             }
         )
@@ -139,9 +150,13 @@ class TranscriptStore:
         return f"{self._keys.namespace}:agent:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
 
     async def begin(
-        self, tenant_id: str, conversation_id: str, new: TurnRun, inbound: Mapping[int, str]
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        new: TurnRun,
+        inbound: Mapping[int, UserMessage],
     ) -> TurnStart | None:
-        """Open ``new``'s run with the ``inbound`` texts (by seq) not yet in the history.
+        """Open ``new``'s run with the ``inbound`` messages (by seq) not yet in the history.
 
         Returns the run already there when it has ``new``'s token (a redelivery); folds an
         older token's run into the history first; None when the turn is stale or finished.
@@ -163,8 +178,8 @@ class TranscriptStore:
                 history = (*history, *fold(run, _results_of(fields, run)))
             known = {entry.seq for entry in history if entry.seq is not None}
             users = tuple(
-                TranscriptEntry(seq=seq, message=UserMessage(content=text))
-                for seq, text in sorted(inbound.items())
+                TranscriptEntry(seq=seq, message=message)
+                for seq, message in sorted(inbound.items())
                 if seq not in known
             )
             started = new.model_copy(update={"messages": users})
@@ -370,7 +385,14 @@ def _dump(run: TurnRun) -> str:
 
 
 def _dump_history(history: tuple[TranscriptEntry, ...]) -> str:
-    return json.dumps([entry.model_dump(mode="json") for entry in history], ensure_ascii=False)
+    # Images are for the turn that received them: the history keeps a mark, not the bytes.
+    settled = [
+        entry.model_copy(update={"message": entry.message.without_images()})
+        if isinstance(entry.message, UserMessage)
+        else entry
+        for entry in history
+    ]
+    return json.dumps([entry.model_dump(mode="json") for entry in settled], ensure_ascii=False)
 
 
 def _text(raw: bytes | str) -> str:

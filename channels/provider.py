@@ -3,9 +3,10 @@
 ``channels/<name>/__init__.py`` declares it at module level, as ``provider``: the provider's
 name (the ``provider`` of its channels in the config file and in its webhook URL), its config
 model, how its inbound adapter and its sender are built from a configured channel, its webhook
-as ``/openapi.json`` describes it, its handshake if it has one, and which config field is the
-provider's own id of the account. Nothing outside the folder names the provider, so a channel
-is added by adding a folder (and its name to the event contract's ``Provider``).
+as ``/openapi.json`` describes it, its handshake if it has one, which config field is the
+provider's own id of the account, and how the media contacts send are fetched. Nothing outside
+the folder names the provider, so a channel is added by adding a folder (and its name to the
+event contract's ``Provider``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import aiohttp
 
 from channels.base_config import ChannelBase
 from channels.inbound import InboundAdapter
+from channels.media_http import MediaFetch
 from channels.outbound import ChannelSender
 from channels.send_breaker import ChannelBreaker
 from channels.send_pacing import RecipientPacer
@@ -191,6 +193,8 @@ class ChannelProvider(Generic[C, S]):
     handshake: Handshake[C] | None = field(default=None)
     typing: CapabilityClass[S, TypingIndicator] | None = field(default=None)
     agent_inbox: CapabilityClass[S, AgentInbox] | None = field(default=None)
+    fetch_media: MediaFetch[C] | None = field(default=None)
+    """How a message's media is downloaded (``channels/<name>/media.py``); None: it cannot be."""
 
     def __post_init__(self) -> None:
         declared = get_args(self.config_model.model_fields["provider"].annotation)

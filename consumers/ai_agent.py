@@ -1,20 +1,31 @@
-"""Runs the AI agent: turns from the dispatcher (routing.handoff.requested) and tool results."""
+"""Runs the AI agent: turns from the dispatcher (routing.handoff.requested) and tool results.
+
+Also wires what the agent needs from the channels: media downloads (``channels.media``),
+adapted to the agent's ``MediaSource``, and the transcription client.
+"""
 
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
+import aiohttp
 import structlog
 
 from ai_agent.agent import AgentDeps, AIAgent
 from ai_agent.chat_models import ChatModels
 from ai_agent.llm import ChatModel
-from ai_agent.llm_setup import OpenAIChatConfig, open_openai_chat_model
+from ai_agent.llm_setup import OpenAIChatConfig, open_openai_chat_model, openai_client
+from ai_agent.media import MediaFile, MediaUnavailable
 from ai_agent.transcript import TranscriptStore
+from ai_agent.transcription import OpenAITranscriber
+from ai_agent.turn_media import TurnMedia
+from channels.config import ChannelsConfig
+from channels.media import ChannelMedia, MediaFetchFailed
 from dispatcher.config import ConversationsConfig
 from dispatcher.mailbox import Mailbox
 from dispatcher.turns import TurnGuard
 from events.streams import ROUTING_HANDOFF_REQUESTED, TOOLS_CALL_COMPLETED
+from events.types.inbound_content import InboundMedia
 from events.types.routing import RoutingHandoffRequested
 from events.types.tools import ToolCallCompleted
 from libs.errors import Reject
@@ -78,10 +89,17 @@ class AIAgentHandler:
             search=memory.search,
         )
         openai: ChatModel | None = None
+        transcriber: OpenAITranscriber | None = None
         if settings.openai_api_key is not None or settings.openai_base_url is not None:
             openai = await self._exits.enter_async_context(
                 open_openai_chat_model(settings, resources.redis, resources.keys, self._llm)
             )
+            audio_client = openai_client(settings, timeout_s=self._llm.timeout_s)
+            self._exits.push_async_callback(audio_client.close)
+            transcriber = OpenAITranscriber(audio_client, timeout_s=self._llm.timeout_s)
+        channels = resources.section("tenants", ChannelsConfig) or ChannelsConfig(tenants=[])
+        session = await self._exits.enter_async_context(aiohttp.ClientSession())
+        media = ChannelMediaSource(ChannelMedia(channels, session))
         working = WorkingMemory(
             resources.redis, resources.keys, partitions=partitions, config=memory.working_memory
         )
@@ -105,8 +123,26 @@ class AIAgentHandler:
             context=ContextBuilder(resources.postgres, working_memory=working, knowledge=knowledge),
             publish=resources.publisher.publish_many,
             partitions=partitions,
+            media=TurnMedia(resources.postgres, media, transcriber),
         )
         return AIAgent(deps)
+
+
+class ChannelMediaSource:
+    """The channels' media downloads as the agent's ``MediaSource``."""
+
+    def __init__(self, media: ChannelMedia) -> None:
+        self._media = media
+
+    async def fetch(
+        self, tenant_id: str, channel_id: str, media: InboundMedia, *, max_bytes: int
+    ) -> MediaFile:
+        """The media's bytes; ``MediaUnavailable`` with the channel's reason when it fails."""
+        try:
+            fetched = await self._media.fetch(tenant_id, channel_id, media, max_bytes=max_bytes)
+        except MediaFetchFailed as exc:
+            raise MediaUnavailable(str(exc)) from exc
+        return MediaFile(fetched.data, fetched.mime_type)
 
 
 def agent_handler(

@@ -12,8 +12,10 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from ai_agent.llm_setup import OpenAIChatConfig
+from channels.config import ChannelsConfig
 from consumers.ai_agent import agent_handler
 from consumers.ai_agent import consumer as agent_consumer
+from consumers.memory_manager import consumer as memory_consumer
 from consumers.tool_gateway import consumer as gateway_consumer
 from consumers.tool_gateway import gateway_handler
 from events.catalog import CATALOG
@@ -31,6 +33,8 @@ from tests.tool_support import SeededConversation
 from tool_gateway import AgentProfilesConfig
 
 PARTITIONS = 2
+WA_TOKEN = "EAAG-media-token"
+BOT_TOKEN = "654321:Media-bot-token"
 FAST_LLM = OpenAIChatConfig(
     timeout_s=5,
     max_attempts=2,
@@ -40,6 +44,30 @@ FAST_LLM = OpenAIChatConfig(
     breaker_fail_max=2,
     breaker_reset_timeout_s=60,
 )
+
+
+def media_channels(whatsapp: str, telegram: str) -> ChannelsConfig:
+    """Tenant acme's WhatsApp channel ``acme-wa`` and Telegram channel ``acme-tg``, their APIs
+    at the given local servers (``tests.media_servers``)."""
+    secret = {"env": "SECRET"}
+    channels: list[dict[str, Any]] = [
+        {
+            "id": "acme-wa",
+            "provider": "whatsapp",
+            "api_base_url": whatsapp,
+            "secrets": {"app_secret": secret, "verify_token": secret, "access_token": secret},
+        },
+        {
+            "id": "acme-tg",
+            "provider": "telegram",
+            "api_base_url": telegram,
+            "secrets": {"secret_token": secret, "bot_token": {"env": "BOT"}},
+        },
+    ]
+    env = {"SECRET": WA_TOKEN, "BOT": BOT_TOKEN}
+    return ChannelsConfig.model_validate(
+        {"tenants": [{"id": "acme", "channels": channels}]}, context={"env": env}
+    )
 
 
 def settings_for(server: ScriptedOpenAIServer | None) -> Settings:
@@ -61,10 +89,14 @@ def resources_for(
     pool: asyncpg.Pool,
     settings: Settings,
     agents: Sequence[dict[str, Any]],
+    channels: ChannelsConfig | None = None,
 ) -> Resources:
-    """Resources with ``agents`` as the config file's ``agents`` section."""
+    """Resources with ``agents`` as the config file's ``agents`` section (and ``channels`` as
+    its ``tenants``, e.g. for media downloads)."""
     publisher = Publisher(redis, keys, partitions=PARTITIONS)
-    config = {"agents": AgentProfilesConfig.model_validate(list(agents))}
+    config: dict[str, object] = {"agents": AgentProfilesConfig.model_validate(list(agents))}
+    if channels is not None:
+        config["tenants"] = channels
     return Resources(settings, redis, keys, CATALOG, publisher, pool, config)
 
 
@@ -174,13 +206,16 @@ async def wait_for_replies(redis: aioredis.Redis, keys: KeySpace, count: int) ->
 
 @asynccontextmanager
 async def running_consumers(
-    resources: Resources, *, with_gateway: bool = False
+    resources: Resources, *, with_gateway: bool = False, with_memory: bool = False
 ) -> AsyncIterator[None]:
-    """The agent consumer (and the tool gateway's) running until the block ends."""
+    """The agent consumer (and the tool gateway's, the memory manager's) running until the
+    block ends."""
     async with AsyncExitStack() as stack:
         handlers = [(agent_consumer, agent_handler(resources, llm=FAST_LLM))]
         if with_gateway:
             handlers.append((gateway_consumer, gateway_handler(resources)))
+        if with_memory:
+            handlers.append((memory_consumer, memory_consumer.handler_factory(resources)))
         for consumer, handler in handlers:
             runner = ConsumerRunner(
                 consumer,

@@ -3,13 +3,14 @@
 A step answers one chat request: ``Text``, ``ToolCalls`` (one or several ``Call`` in
 parallel), a ``Failure`` in OpenAI's error shape (``rate_limited``, ``server_error``,
 ``overloaded``, ``bad_request``, ``unauthorized`` build OpenAI's own), ``Raw`` JSON, a
-``Delayed`` step, a ``Hang``, or a function of the ``SeenRequest`` that returns a step.
+``Delayed`` step, a ``Hang``, or a function (or coroutine function) of the ``SeenRequest``
+that returns a step.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -135,8 +136,10 @@ class SeenRequest:
 
 Step: TypeAlias = (
     "Text | ToolCalls | Failure | Raw | Delayed | Hang | Callable[[SeenRequest], Step]"
+    " | Callable[[SeenRequest], Awaitable[Step]]"
 )
-"""What the server does with one chat request."""
+"""What the server does with one chat request; a function of the request may be async (to
+look at Redis or Postgres the moment the request arrives)."""
 
 
 def rate_limited(retry_after_s: float | None = 1, *, quota: bool = False) -> Failure:

@@ -8,7 +8,8 @@ The real ``openai`` SDK talks to it::
 
 Each chat request takes the next step of the script (``tests.llm_script``), in order: a text
 answer, tool calls (one or several in parallel), an HTTP error in OpenAI's shape, any raw
-JSON, a delayed step, a hang, or a function of the request that returns one of those. An
+JSON, a delayed step, a hang, or a function of the request (plain or async) that returns one
+of those. An
 empty script answers 500, saying so.
 Before taking a step the server checks what OpenAI checks (the bearer key, then
 ``tests.llm_request_rules``) and answers OpenAI's 400 or 401, leaving the step for the next
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import socket
@@ -178,7 +180,10 @@ class ScriptedOpenAIServer:
             return _error(Failure(504, "the test server hung as scripted", "server_error"))
         if isinstance(step, Text | ToolCalls):
             return web.json_response(self._completion(step, seen))
-        return await self._answer(step(seen), seen, depth=depth + 1)
+        chosen = step(seen)
+        if inspect.isawaitable(chosen):
+            chosen = await chosen
+        return await self._answer(chosen, seen, depth=depth + 1)
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -76,7 +76,8 @@ async def test_more_tool_rounds_than_the_profile_allows_end_in_a_handoff(
     ("call", "reason"),
     [
         (Call("knowledge__search", "{not json", id="c1"), "not valid JSON"),
-        (Call("orders__cancel", {"order_id": 7}, id="c1"), "not among the profile's tools"),
+        (Call("knowledge__search", "[1, 2]", id="c1"), "must be a JSON object"),
+        (Call("knowledge__search", {"query": "x"}, id="call one"), "holds a space"),
     ],
 )
 async def test_an_unusable_tool_call_ends_in_the_fallback_and_a_handoff(
@@ -99,6 +100,53 @@ async def test_an_unusable_tool_call_ends_in_the_fallback_and_a_handoff(
     assert reason in (reply.handoff_reason or "")
     assert reply.parts[0] == ReplyText(text=FALLBACK_TEXTS["pt"])
     assert await published(redis, keys, TOOLS_CALL_REQUESTED) == []
+
+
+async def test_a_function_that_is_no_tool_is_answered_with_an_error_and_the_model_answers(
+    redis: aioredis.Redis,
+    keys: KeySpace,
+    pg_pool: asyncpg.Pool,
+    server: ScriptedOpenAIServer,
+    seeded: SeededConversation,
+) -> None:
+    resources = resources_for(redis, keys, pg_pool, settings_for(server), [SUPPORT])
+    server.script(
+        ToolCalls(Call("orders__teleport", {"order_id": 7}, id="c1")),
+        lambda seen: Text("Sem essa ferramenta: " + seen.contents("tool")[-1]),
+    )
+    async with running_consumers(resources):
+        await resources.publisher.publish(handoff(seeded, 1))
+        await wait_for_replies(redis, keys, 1)
+
+    [reply] = await replies(redis, keys)
+    assert not reply.handoff
+    [part] = reply.parts
+    assert isinstance(part, ReplyText)
+    assert "there is no tool named 'orders__teleport'" in part.text
+    assert await published(redis, keys, TOOLS_CALL_REQUESTED) == [], "nothing to ask the gateway"
+
+
+async def test_a_model_that_keeps_calling_a_forbidden_tool_ends_at_the_step_cap(
+    redis: aioredis.Redis,
+    keys: KeySpace,
+    pg_pool: asyncpg.Pool,
+    server: ScriptedOpenAIServer,
+    seeded: SeededConversation,
+) -> None:
+    two_rounds = SUPPORT | {"max_tool_steps": 2}
+    resources = resources_for(redis, keys, pg_pool, settings_for(server), [two_rounds])
+    forbidden = Call("appointments__cancel", {"appointment_id": "a-1"})
+    server.script(ToolCalls(forbidden), ToolCalls(forbidden), ToolCalls(forbidden))
+    async with running_consumers(resources, with_gateway=True):
+        await resources.publisher.publish(handoff(seeded, 1))
+        await wait_for_replies(redis, keys, 1)
+
+    [reply] = await replies(redis, keys)
+    assert reply.handoff
+    assert "max_tool_steps (2)" in (reply.handoff_reason or "")
+    outcomes = await pg_pool.fetch("SELECT tool, outcome, error_code FROM tool_calls")
+    refused = ("appointments.cancel", "denied", "not_allowed")
+    assert [tuple(row) for row in outcomes] == [refused, refused]
 
 
 async def test_a_redelivered_turn_does_not_ask_the_model_again(

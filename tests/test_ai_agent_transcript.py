@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 import redis.asyncio as aioredis
 
-from ai_agent.llm import ChatReply, ToolCall, Usage
+from ai_agent.llm import ChatReply, ToolCall, Usage, UserMessage
 from ai_agent.transcript import (
     SUPERSEDED_RESULT,
     StaleResult,
@@ -38,13 +38,19 @@ def _contents(entries: Sequence[TranscriptEntry]) -> list[str | None]:
     return [getattr(entry.message, "content", None) for entry in entries]
 
 
+def _said(texts: dict[int, str]) -> dict[int, UserMessage]:
+    return {seq: UserMessage(content=text) for seq, text in texts.items()}
+
+
 @pytest.fixture
 def store(redis: aioredis.Redis, keys: KeySpace) -> TranscriptStore:
     return TranscriptStore(redis, keys, partitions=2)
 
 
 async def _waiting(store: TranscriptStore, *call_ids: str) -> TurnRun:
-    start = await store.begin(TENANT, CONVERSATION, _run("t1", 1), {1: "onde está meu pedido?"})
+    start = await store.begin(
+        TENANT, CONVERSATION, _run("t1", 1), _said({1: "onde está meu pedido?"})
+    )
     assert start is not None
     waiting = start.run.with_reply(_asks_for(*call_ids))
     assert await store.await_tools(TENANT, CONVERSATION, waiting)
@@ -59,7 +65,7 @@ async def test_an_interrupted_run_keeps_real_results_and_supersedes_the_pending_
     assert await store.record_result(TENANT, CONVERSATION, 1, "call-a", result) is None
 
     texts = {1: "onde está meu pedido?", 2: "esquece, quero cancelar"}
-    start = await store.begin(TENANT, CONVERSATION, _run("t2", 2), texts)
+    start = await store.begin(TENANT, CONVERSATION, _run("t2", 2), _said(texts))
 
     assert start is not None
     assert not start.resumed
@@ -88,11 +94,11 @@ async def test_the_step_completes_once_with_every_result_in_call_order(
 async def test_a_finished_turn_is_not_begun_again_and_an_older_token_is_refused(
     store: TranscriptStore,
 ) -> None:
-    start = await store.begin(TENANT, CONVERSATION, _run("t1", 3), {1: "oi"})
+    start = await store.begin(TENANT, CONVERSATION, _run("t1", 3), _said({1: "oi"}))
     assert start is not None
     await store.finish(TENANT, CONVERSATION, start.run, "Olá!")
-    assert await store.begin(TENANT, CONVERSATION, _run("t1", 3), {1: "oi"}) is None
-    assert await store.begin(TENANT, CONVERSATION, _run("t0", 2), {1: "oi"}) is None
+    assert await store.begin(TENANT, CONVERSATION, _run("t1", 3), _said({1: "oi"})) is None
+    assert await store.begin(TENANT, CONVERSATION, _run("t0", 2), _said({1: "oi"})) is None
     history = await store.history(TENANT, CONVERSATION)
     assert [entry.message.role for entry in history] == ["user", "assistant"]
 
@@ -106,3 +112,16 @@ async def test_a_kept_reply_wins_over_a_later_one_for_the_same_step(
     assert await store.keep_reply(TENANT, CONVERSATION, 1, 0, second) == first
     assert await store.stored_reply(TENANT, CONVERSATION, 1, 0) == first
     assert await store.stored_reply(TENANT, CONVERSATION, 1, 1) is None
+
+
+async def test_images_stay_with_their_turn_and_only_a_mark_of_them_goes_into_the_history(
+    store: TranscriptStore,
+) -> None:
+    photo = UserMessage(content="é este modelo?", images=("data:image/png;base64,iVBORw0K",))
+    start = await store.begin(TENANT, CONVERSATION, _run("t1", 1), {1: photo})
+    assert start is not None
+    assert start.run.messages[0].message == photo, "the turn's own request shows the image"
+    await store.finish(TENANT, CONVERSATION, start.run, "Sim, é o modelo azul.")
+
+    history = await store.history(TENANT, CONVERSATION)
+    assert history[0].message == UserMessage(content="é este modelo? [image]")

@@ -132,6 +132,38 @@ class AgentProfileConfig(_Strict):
         description="Per tool (or '*', or 'namespace.*'), in limits notation: '5/minute'. "
         "Each tool has its own window per tenant and profile.",
     )
+    remember_facts: bool = Field(
+        default=False,
+        description="Offer the model `remember_fact` (key, value): facts the customer states "
+        "are saved to memory (memory.update.requested).",
+    )
+    summary_every_turns: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000,
+        description="After every this many answered turns, the model summarizes the "
+        "conversation into memory, after the reply is out; unset: never.",
+    )
+    transcribe_audio: bool = Field(
+        default=False,
+        description="Voice notes and audio are fetched from the channel and transcribed "
+        "(OpenAI-compatible /audio/transcriptions) before the model sees the turn; "
+        "unset: the agent asks for text.",
+    )
+    transcription_model: str = Field(
+        default="whisper-1", min_length=1, max_length=256, description="Model that transcribes."
+    )
+    vision: bool = Field(
+        default=False,
+        description="Images are fetched from the channel and shown to the model (it must be "
+        "vision-capable); unset: the agent asks for a description in words.",
+    )
+    media_max_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1_024,
+        le=25 * 1024 * 1024,
+        description="Largest voice note or image fetched (OpenAI takes audio up to 25 MB).",
+    )
 
     @field_validator("tools")
     @classmethod

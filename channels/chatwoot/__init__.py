@@ -7,6 +7,7 @@ from channels.chatwoot.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, Chatwo
 from channels.chatwoot.outbound import ChatwootSender
 from channels.chatwoot.webhook_schema import CHATWOOT_EVENT
 from channels.inbound import JSON
+from channels.media_http import fetch_media_url
 from channels.provider import ChannelProvider, WebhookDoc
 from channels.timestamped_hmac import HMAC_OF_TIMESTAMP_AND_BODY
 
@@ -23,6 +24,7 @@ provider = ChannelProvider(
     account_id=account_id,
     sender=ChatwootSender,
     agent_inbox=ChatwootSender,
+    fetch_media=fetch_media_url,
     webhook=WebhookDoc(
         content_type=JSON,
         body_schema="ChatwootEvent",

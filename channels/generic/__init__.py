@@ -7,6 +7,7 @@ from channels.generic.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, Generic
 from channels.generic.outbound import GenericSender
 from channels.generic.webhook_schema import generic_webhook_schemas
 from channels.inbound import JSON
+from channels.media_http import fetch_media_url
 from channels.provider import ChannelProvider, WebhookDoc
 from channels.timestamped_hmac import HMAC_OF_TIMESTAMP_AND_BODY
 
@@ -22,6 +23,7 @@ provider = ChannelProvider(
     sending_config=sending_config,
     account_id=account_id,
     sender=GenericSender,
+    fetch_media=fetch_media_url,
     webhook=WebhookDoc(
         content_type=JSON,
         body_schema="GenericWebhook",

@@ -6,6 +6,7 @@ from channels.inbound import JSON
 from channels.provider import ChannelProvider, WebhookDoc
 from channels.telegram.config import TelegramChannel, account_id, sending_config
 from channels.telegram.inbound import SECRET_TOKEN_HEADER, TelegramInbound
+from channels.telegram.media import fetch_media
 from channels.telegram.outbound import TelegramSender
 from channels.telegram.typing import TelegramTyping
 from channels.telegram.webhook_schema import TELEGRAM_UPDATE
@@ -23,6 +24,7 @@ provider = ChannelProvider(
     account_id=account_id,
     sender=TelegramSender,
     typing=TelegramTyping,
+    fetch_media=fetch_media,
     webhook=WebhookDoc(
         content_type=JSON,
         body_schema="TelegramUpdate",

@@ -6,6 +6,7 @@ from channels.inbound import FORM
 from channels.provider import ChannelProvider, WebhookDoc
 from channels.twilio.config import TwilioChannel, account_id, sending_config
 from channels.twilio.inbound import SIGNATURE_HEADER, TwilioInbound
+from channels.twilio.media import fetch_media
 from channels.twilio.outbound import TwilioSender
 from channels.twilio.webhook_schema import TWILIO_FORM
 
@@ -21,6 +22,7 @@ provider = ChannelProvider(
     sending_config=sending_config,
     account_id=account_id,
     sender=TwilioSender,
+    fetch_media=fetch_media,
     webhook=WebhookDoc(
         content_type=FORM,
         body_schema="TwilioForm",

@@ -8,6 +8,7 @@ from channels.inbound import JSON
 from channels.provider import ChannelProvider, Handshake, HandshakeDoc, WebhookDoc
 from channels.whatsapp.config import WhatsAppChannel, account_id, sending_config
 from channels.whatsapp.inbound import SIGNATURE_HEADER, WhatsAppInbound, verify_subscription
+from channels.whatsapp.media import fetch_media
 from channels.whatsapp.outbound import WhatsAppCloudSender
 from channels.whatsapp.typing import WhatsAppTyping
 from channels.whatsapp.webhook_schema import WHATSAPP_WEBHOOK
@@ -29,6 +30,7 @@ provider = ChannelProvider(
     account_id=account_id,
     sender=WhatsAppCloudSender,
     typing=WhatsAppTyping,
+    fetch_media=fetch_media,
     webhook=WebhookDoc(
         content_type=JSON,
         body_schema="WhatsAppWebhook",
