@@ -32,6 +32,7 @@ from ai_agent.llm_telemetry import (
 from ai_agent.openai_wire import error_of, is_provider_failure, reply_of, wire_messages, wire_tools
 from libs.breaker import SharedCircuitBreaker
 from libs.errors import CircuitOpen
+from libs.observability.tracing import outgoing_trace_headers
 
 MaxTokensField = Literal["max_completion_tokens", "max_tokens"]
 """How the output limit is sent: OpenAI's current name, or the older one some servers need."""
@@ -128,6 +129,7 @@ class OpenAIChatModel:
                     max_completion_tokens=limit if by_name == "max_completion_tokens" else omit,
                     max_tokens=limit if by_name == "max_tokens" else omit,
                     timeout=timeout_s,
+                    extra_headers=outgoing_trace_headers(),
                 )
         except TimeoutError:
             return LLMUnavailable(

@@ -17,6 +17,7 @@ from openai import AsyncOpenAI
 
 from ai_agent.media import MediaFile, MediaUnavailable
 from libs.observability.metrics import AI_REQUEST_DURATION, AI_REQUESTS
+from libs.observability.tracing import outgoing_trace_headers
 
 TRANSCRIPT_MAX_CHARS = 16_384
 """The longest transcript kept (the ``messages.transcript`` column's bound)."""
@@ -45,6 +46,7 @@ class OpenAITranscriber:
                     # ISO 639-1, as the endpoint wants: "pt" of "pt-BR".
                     language=language.split("-")[0].lower(),
                     timeout=self._timeout_s,
+                    extra_headers=outgoing_trace_headers(),
                 )
             outcome = "success"
             text = answer.text.strip()

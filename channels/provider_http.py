@@ -20,7 +20,7 @@ from channels.send_breaker import ChannelBreaker, NoBreaker
 from channels.send_retry import SendRetryPolicy
 from channels.sending_errors import ChannelCircuitOpen, ProviderUnavailable, SendError
 from libs.errors import CircuitOpen
-from libs.observability.tracing import current_trace_headers
+from libs.observability.tracing import outgoing_trace_headers
 from libs.retry_after import parse_retry_after
 
 JSON_CONTENT_TYPE = "application/json"
@@ -137,10 +137,7 @@ class ProviderHttpClient:
         if request.signer is not None:
             headers.update(request.signer(request.body))
         # The reply's trace goes on to the provider: one trace id from webhook to send.
-        if (trace_headers := current_trace_headers()) is not None:
-            headers["traceparent"], tracestate = trace_headers
-            if tracestate:
-                headers["tracestate"] = tracestate
+        headers.update(outgoing_trace_headers())
         what = f"{self._describe} ({request.operation})"
         try:
             async with self._session.post(

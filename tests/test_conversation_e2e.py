@@ -56,7 +56,7 @@ async def _faq(pool: asyncpg.Pool) -> None:
     await knowledge.ingest(TENANT, "faq/hours", HOURS)
 
 
-async def test_one_trace_id_runs_from_the_webhook_to_the_reply_sent(world: World) -> None:
+async def test_one_trace_id_runs_from_the_webhook_to_the_model_and_the_reply_sent(world: World) -> None:
     world.llm.script(Text("Olá! Como posso ajudar?"))
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     status, _ = await world.post_generic("Oi", traceparent=f"00-{trace_id}-00f067aa0ba902b7-01")
@@ -67,6 +67,7 @@ async def test_one_trace_id_runs_from_the_webhook_to_the_reply_sent(world: World
     assert sent.headers["traceparent"].split("-")[1] == trace_id
     (asked,) = world.llm.requests
     assert asked.contents("user")[-1] == "Oi"
+    assert asked.headers["traceparent"].split("-")[1] == trace_id, "the model call too"
 
 
 async def test_a_whatsapp_message_is_answered_and_its_status_webhooks_start_no_turn(

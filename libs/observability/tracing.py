@@ -79,6 +79,19 @@ def current_trace_headers() -> tuple[str, str | None] | None:
     return event.traceparent, event.tracestate
 
 
+def outgoing_trace_headers() -> dict[str, str]:
+    """The W3C headers an outgoing HTTP request carries to continue the current trace."""
+    found = current_trace_headers()
+    if found is None:
+        return {}
+    traceparent, tracestate = found
+    return (
+        {"traceparent": traceparent, "tracestate": tracestate}
+        if tracestate
+        else {"traceparent": traceparent}
+    )
+
+
 def trace_id_of(traceparent: str | None) -> str | None:
     """Return the trace id part of a ``traceparent`` header."""
     if traceparent is None or len(traceparent) < 35:
