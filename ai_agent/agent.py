@@ -25,6 +25,7 @@ from ai_agent.llm import (
 from ai_agent.phrases import phrase
 from ai_agent.prompt import chat_request
 from ai_agent.replies import call_problem, facts_event, reply_event, tool_request_events
+from ai_agent.step_timeouts import ToolStepTimeouts
 from ai_agent.summaries import Summarizer
 from ai_agent.tool_routing import route_calls, tool_result_content
 from ai_agent.transcript import StaleResult, TranscriptEntry, TranscriptStore, TurnRun, add_usage
@@ -63,6 +64,7 @@ class AgentDeps:
     publish: Publish
     partitions: int
     media: TurnMedia
+    step_timeouts: ToolStepTimeouts | None = None
 
 
 class AIAgent:
@@ -104,7 +106,7 @@ class AIAgent:
             raise Drop(f"turn {turn.turn_id} token {turn.fencing_token} is answered or superseded")
         if start.run.waiting_for:
             # Redelivered after the calls were stored: make sure they went out (same ids).
-            await self._deps.publish(tool_request_events(envelope, start.run, self._routes()))
+            await self._send_tools(envelope, start.run, profile)
             return
         if prepared.cannot is not None:
             said = phrase(prepared.cannot, profile.language)
@@ -192,12 +194,21 @@ class AIAgent:
             raise Drop(f"turn {run.turn_id} token {run.token} was superseded during the call")
         if waiting.waiting_for:
             # Stored before published: a fast result always finds the step waiting for it.
-            await self._deps.publish(tool_request_events(cause, waiting, routes))
+            await self._send_tools(cause, waiting, profile)
             return
         # Every call was answered here: the model reads the answers at once (the step cap
         # bounds how often).
         history = await transcript.history(cause.tenant_id, cause.conversation_id)
         await self._step(cause, history, waiting, profile)
+
+    async def _send_tools(
+        self, cause: Envelope[Any], run: TurnRun, profile: AgentProfileConfig
+    ) -> None:
+        """Publish the calls ``run`` waits for, filed to time out if their results are late."""
+        requests = tool_request_events(cause, run, self._routes())
+        await self._deps.publish(list(requests))
+        if self._deps.step_timeouts is not None:
+            await self._deps.step_timeouts.schedule(requests, run.step, profile.tool_step_timeout_s)
 
     async def _request(
         self,

@@ -231,6 +231,19 @@ class TranscriptStore:
 
         return await self._transact(key, attempt)
 
+    async def unanswered(
+        self, tenant_id: str, conversation_id: str, token: int, step: int
+    ) -> tuple[ToolCall, ...]:
+        """The calls of step ``step`` of the run of ``token`` still without a result; none
+        when that run has moved on (answered, superseded, or past that step)."""
+        fields = await self._redis.hgetall(self.key_of(tenant_id, conversation_id))
+        decoded = {_text(name): _text(value) for name, value in fields.items()}
+        run = _run_of(decoded)
+        if run is None or (run.token, run.step) != (token, step):
+            return ()
+        results = _results_of(decoded, run)
+        return tuple(call for call in run.waiting_for if call.id not in results)
+
     async def history(self, tenant_id: str, conversation_id: str) -> tuple[TranscriptEntry, ...]:
         """The messages of the conversation's finished turns, oldest first."""
         raw = await self._redis.hget(self.key_of(tenant_id, conversation_id), _HISTORY)

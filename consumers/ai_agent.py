@@ -6,6 +6,7 @@ adapted to the agent's ``MediaSource``, and the transcription client.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -16,6 +17,7 @@ from ai_agent.chat_models import ChatModels
 from ai_agent.llm import ChatModel
 from ai_agent.llm_setup import OpenAIChatConfig, open_openai_chat_model, openai_client
 from ai_agent.media import MediaFile, MediaUnavailable
+from ai_agent.step_timeouts import ToolStepTimeouts
 from ai_agent.transcript import TranscriptStore
 from ai_agent.transcription import OpenAITranscriber
 from ai_agent.turn_media import TurnMedia
@@ -51,6 +53,15 @@ class AIAgentHandler:
         self._llm = llm
         self._exits = AsyncExitStack()
         self._agent: AIAgent | None = None
+        partitions = resources.settings.stream_partitions
+        self._transcript = TranscriptStore(resources.redis, resources.keys, partitions=partitions)
+        self._step_timeouts = ToolStepTimeouts(
+            resources.redis,
+            resources.keys,
+            self._transcript,
+            resources.publisher.publish_many,
+            partitions=partitions,
+        )
 
     async def __call__(self, delivery: Received) -> None:
         """Start a turn, or continue one with a tool's result."""
@@ -62,6 +73,10 @@ class AIAgentHandler:
             await agent.resume(envelope)
         else:
             raise Reject(f"expected a turn or a tool result, got a {envelope.type} event")
+
+    async def run_background(self, stopping: asyncio.Event) -> None:
+        """Answer overdue tool steps with ``timeout`` results until the worker stops."""
+        await self._step_timeouts.run(stopping)
 
     async def aclose(self) -> None:
         """Close the chat model's HTTP connections."""
@@ -105,7 +120,7 @@ class AIAgentHandler:
         )
         deps = AgentDeps(
             pool=resources.postgres,
-            transcript=TranscriptStore(resources.redis, resources.keys, partitions=partitions),
+            transcript=self._transcript,
             models=ChatModels(openai, knowledge),
             profiles=resources.section("agents", AgentProfilesConfig) or AgentProfilesConfig(()),
             tools=self._registry,
@@ -124,6 +139,7 @@ class AIAgentHandler:
             publish=resources.publisher.publish_many,
             partitions=partitions,
             media=TurnMedia(resources.postgres, media, transcriber),
+            step_timeouts=self._step_timeouts,
         )
         return AIAgent(deps)
 

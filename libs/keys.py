@@ -84,6 +84,14 @@ class KeySpace:
         """When the next outbound message to a conversation's recipient may leave (pacing)."""
         return f"{self.namespace}:pace:{hash_tag(partition)}:{tenant_id}:{conversation_id}"
 
+    def tool_steps_due(self, partition: int) -> str:
+        """Sorted set of a partition's tool steps awaiting results, by when they time out."""
+        return f"{self.namespace}:tool-steps-due:{hash_tag(partition)}"
+
+    def tool_steps(self, partition: int) -> str:
+        """Hash of a partition's awaited tool steps: each step's requests, to answer them."""
+        return f"{self.namespace}:tool-steps:{hash_tag(partition)}"
+
     def typing_due(self, partition: int) -> str:
         """Sorted set of a partition's open turns whose typing indicator is due a refresh."""
         return f"{self.namespace}:typing-due:{hash_tag(partition)}"

@@ -56,7 +56,9 @@ async def _faq(pool: asyncpg.Pool) -> None:
     await knowledge.ingest(TENANT, "faq/hours", HOURS)
 
 
-async def test_one_trace_id_runs_from_the_webhook_to_the_model_and_the_reply_sent(world: World) -> None:
+async def test_one_trace_id_runs_from_the_webhook_to_the_model_and_the_reply_sent(
+    world: World,
+) -> None:
     world.llm.script(Text("Olá! Como posso ajudar?"))
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     status, _ = await world.post_generic("Oi", traceparent=f"00-{trace_id}-00f067aa0ba902b7-01")

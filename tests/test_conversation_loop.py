@@ -259,3 +259,34 @@ async def test_interrupting_a_turn_mid_tool_call_answers_the_latest_state_with_a
     assert "superseded" in tool_results[0]["content"]
     statuses = [r["status"] for r in await loop.pool.fetch("SELECT status FROM turns")]
     assert sorted(statuses) == ["completed", "superseded"]
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        {
+            "without_gateway": True,
+            "profile": {"tools": ["knowledge.search"], "tool_step_timeout_s": 0.5},
+        }
+    ],
+    indirect=True,
+)
+async def test_a_tool_that_never_answers_times_out_and_the_model_still_answers(
+    loop: Loop,
+) -> None:
+    loop.llm.script(
+        ToolCalls(Call("knowledge__search", {"query": "preço"}, id="call-1")),
+        lambda seen: Text("Não consegui consultar agora: " + seen.contents("tool")[-1]),
+    )
+    await loop.publisher.publish(inbound(1, "quanto custa uma limpeza?"))
+
+    async def answered() -> bool:
+        status = await loop.pool.fetchval("SELECT status FROM turns LIMIT 1")
+        return bool(status == "completed")
+
+    await eventually(answered, timeout_s=20, what="the answer after the step timed out")
+    (sent,) = loop.app.requests
+    text = sent.json()["parts"][0]["text"]
+    assert text.startswith("Não consegui consultar agora: ")
+    assert '"error": "timeout"' in text, "the model read that the tool timed out"
+    assert len(loop.llm.requests) == 2

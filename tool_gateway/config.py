@@ -120,6 +120,13 @@ class AgentProfileConfig(_Strict):
     max_tool_steps: int = Field(
         default=5, ge=0, le=50, description="Tool rounds per turn before the agent gives up."
     )
+    tool_step_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3_600,
+        description="How long a tool step waits for its results; a call still unanswered then "
+        "gets a `timeout` result and the model answers (keep it below the turn deadline).",
+    )
     reply_max_chars: int = Field(default=4_096, ge=1, le=65_536)
     fallback_text: str | None = Field(
         default=None,
