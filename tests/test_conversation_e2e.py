@@ -72,6 +72,18 @@ async def test_one_trace_id_runs_from_the_webhook_to_the_model_and_the_reply_sen
     assert asked.headers["traceparent"].split("-")[1] == trace_id, "the model call too"
 
 
+async def test_the_same_webhook_twice_gets_one_reply(world: World) -> None:
+    world.llm.script(Text("Olá!"), Text("a second answer must never be asked for"))
+    first = await world.post_generic("Oi", message_id="m-dup")
+    again = await world.post_generic("Oi", message_id="m-dup")
+    assert (first[0], again[0]) == (200, 200), "a duplicate is acknowledged, not refused"
+    await _completed_turns(world, 1)
+    await asyncio.sleep(0.3)  # a second turn, if any, would show by now
+    assert len(world.app.requests) == 1
+    assert len(world.llm.requests) == 1
+    assert await world.pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'in'") == 1
+
+
 async def test_a_whatsapp_message_is_answered_and_its_status_webhooks_start_no_turn(
     world: World,
 ) -> None:
